@@ -1,0 +1,124 @@
+"""`winnow rerank`: rank documents from a file or stdin against a query."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from winnow.rerank import DEFAULT_RERANKER
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def read_documents(source: str) -> list[Any]:
+    """Documents from a .jsonl file (one JSON object or string per line), a text file (one per line),
+    or '-' for standard input (JSON lines if every line parses, else one document per line)."""
+    if source == "-":
+        lines = sys.stdin.read().splitlines()
+        name = "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise typer.BadParameter(f"no such file: {path}", param_hint="--docs")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise typer.BadParameter(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", param_hint="--docs"
+            ) from exc
+        name = str(path)
+    lines = [line for line in lines if line.strip()]
+    as_json = name.endswith(".jsonl") or (
+        name == "<stdin>" and lines and all(_is_json(line) for line in lines)
+    )
+    if not as_json:
+        return lines
+    documents = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            documents.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(
+                f"{name}:{number}: not valid JSON ({exc.msg})", param_hint="--docs"
+            ) from exc
+    return documents
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return line.lstrip().startswith(("{", '"'))
+
+
+def rerank(
+    query: Annotated[str, typer.Argument(help="The query to rank documents against.")],
+    docs: Annotated[
+        str, typer.Option("--docs", "-d", help="Documents: .jsonl, .txt (one per line), or - for stdin.")
+    ],
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Show only the best k.")] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Short name, Hugging Face id or local path.")
+    ] = (DEFAULT_RERANKER),
+    backend: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-int8.")] = "auto",
+    max_length: Annotated[int, typer.Option(help="Max tokens of query + document.")] = 512,
+    windows: Annotated[bool, typer.Option(help="Score long documents in overlapping windows.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+) -> None:
+    """Rerank documents against a query with a cross-encoder.
+
+    Example:
+
+        winnow rerank "how does BM25 saturate term frequency?" --docs passages.jsonl --top-k 5
+
+        cat passages.txt | winnow rerank "what is RRF?" --docs - --json
+    """
+    from winnow.rerank import Reranker
+
+    documents = read_documents(docs)
+    reranker = Reranker(model, backend=backend, max_length=max_length, windows=windows)
+    ranking = reranker.rerank(query, documents, top_k=top_k)
+    if as_json:
+        for rank, result in enumerate(ranking, start=1):
+            row = {
+                "rank": rank,
+                "index": result.index,
+                "score": round(result.score, 6),
+                "probability": round(result.probability, 6),
+                "truncated": result.truncated,
+                "document": result.document,
+            }
+            if result.span is not None:
+                row["span"] = list(result.span)
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(ranking)} of {len(documents)} documents, {reranker!r}")
+    table.add_column("rank", justify="right")
+    table.add_column("input #", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("prob.", justify="right")
+    table.add_column("document")
+    for rank, result in enumerate(ranking, start=1):
+        text = result.text if result.span is None else result.text[result.span[0] : result.span[1]]
+        snippet = " ".join(text.split())
+        table.add_row(
+            str(rank),
+            str(result.index),
+            f"{result.score:.3f}",
+            f"{result.probability:.3f}",
+            snippet[:110] + ("…" if len(snippet) > 110 else ""),
+        )
+    console.print(table)
+    if ranking.truncated:
+        err_console.print(
+            f"[yellow]{ranking.truncated} document(s) exceeded max_length={reranker.max_length} "
+            "tokens and were truncated; use --windows to score them whole.[/yellow]"
+        )

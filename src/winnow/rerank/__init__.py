@@ -1,0 +1,7 @@
+"""Stage 2: cross-encoder reranking."""
+
+from winnow.rerank.cache import ScoreCache
+from winnow.rerank.reranker import DEFAULT_RERANKER, Reranker
+from winnow.rerank.results import Ranking, RerankResult
+
+__all__ = ["DEFAULT_RERANKER", "Ranking", "RerankResult", "Reranker", "ScoreCache"]

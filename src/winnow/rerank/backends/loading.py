@@ -1,0 +1,51 @@
+"""Load a cross-encoder checkpoint and refuse things that are not one."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import torch
+
+
+def check_cross_encoder(model_dir: Path) -> dict:
+    """The model's config, after checking it is a sequence classifier with one or two labels."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    architectures = config.get("architectures") or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise ValueError(
+            f"{model_dir} is not a cross-encoder: its architectures are {architectures or 'unset'}, "
+            "expected a *ForSequenceClassification model (a bi-encoder cannot rerank pairs)"
+        )
+    num_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
+    if num_labels not in (1, 2):
+        raise ValueError(
+            f"{model_dir} has {num_labels} labels; a cross-encoder needs 1 (a score) or 2 (no/yes)"
+        )
+    return config
+
+
+def load_sequence_classifier(model_dir: Path, dtype: torch.dtype = torch.float32, attention: str = "sdpa"):
+    """The Hugging Face model in ``dtype``, quietly (no progress bars or load reports)."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    check_cross_encoder(model_dir)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=dtype, attn_implementation=attention
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def takes_token_type_ids(model) -> bool:
+    """Whether the model's forward accepts segment ids (BERT does, RoBERTa-style models ignore them)."""
+    return (
+        "token_type_ids" in inspect.signature(model.forward).parameters and model.config.type_vocab_size > 1
+    )
