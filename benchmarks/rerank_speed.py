@@ -8,7 +8,7 @@ It also measures this machine's bf16/fp32 matmul rate and the model's FLOPs for 
 the distance to the hardware limit is visible, the ranking agreement with fp32 (Kendall tau per
 query), and the peak memory of a fresh process reranking workload (a).
 
-    python benchmarks/rerank_speed.py                 # writes the "rerank_speed" section of docs/benchmarks.md
+    python benchmarks/rerank_speed.py   # writes the "rerank_speed" section of docs/benchmarks.md
     python benchmarks/rerank_speed.py --model PATH --queries 5 --repeats 2
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from markdown_report import write_section
 from scipy.stats import kendalltau
 
-from markdown_report import write_section
 from winnow import Reranker
 from winnow.models import resolve_model
 
@@ -52,16 +52,21 @@ def load_workloads(n_queries: int, tokenizer) -> dict[str, list[tuple[str, list[
     queries = [q["text"] for q in queries if q["_id"] in test_ids][:n_queries]
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
-    hits, _ = retriever.retrieve(bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, show_progress=False),
-                                 k=50, show_progress=False)
+    retriever.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+    )
+    hits, _ = retriever.retrieve(
+        bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, show_progress=False),
+        k=50,
+        show_progress=False,
+    )
     abstracts = [(q, [texts[i] for i in row]) for q, row in zip(queries, hits, strict=True)]
     chunks = []
     for q, docs in abstracts:
         pieces = []
         for doc in docs:
             ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
-            pieces += [tokenizer.decode(ids[i:i + 128]) for i in range(0, len(ids) - 64, 128)]
+            pieces += [tokenizer.decode(ids[i : i + 128]) for i in range(0, len(ids) - 64, 128)]
         chunks.append((q, pieces[:50]))
     return {"(a) 50 abstracts": abstracts, "(b) 50 chunks of 128 tokens": chunks}
 
@@ -133,11 +138,17 @@ def build_untrained_cross_encoder() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="winnow-minilm-l6", help="cross-encoder to time (default: the bundled one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="winnow-minilm-l6", help="cross-encoder to time (default: the bundled one)"
+    )
     parser.add_argument("--queries", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; do not update docs/benchmarks.md"
+    )
     args = parser.parse_args()
 
     try:
@@ -153,28 +164,51 @@ def main() -> None:
     workloads = load_workloads(args.queries, baseline.tokenizer)
     config = json.loads((model_dir / "config.json").read_text())
     gflops = {"bf16": matmul_gflops(torch.bfloat16), "fp32": matmul_gflops(torch.float32)}
-    rerankers = {label: Reranker(model_dir, backend=backend, dtype=dtype, cache=0)
-                 for label, backend, dtype in CONFIGS}
+    rerankers = {
+        label: Reranker(model_dir, backend=backend, dtype=dtype, cache=0) for label, backend, dtype in CONFIGS
+    }
 
     rows = []
     for name, workload in workloads.items():
         tok = rerankers["winnow torch fp32"].tokenizer
-        lengths = [len(tok(q, d, truncation="only_second", max_length=512)["input_ids"])
-                   for q, docs in workload for d in docs]
+        lengths = [
+            len(tok(q, d, truncation="only_second", max_length=512)["input_ids"])
+            for q, docs in workload
+            for d in docs
+        ]
         flops_per_query = model_flops(config, lengths) / len(workload)
         n_docs = len(workload[0][1])
-        st_time, _ = time_runs(lambda q, d: baseline.predict([(q, x) for x in d], show_progress_bar=False),
-                               workload, args.repeats)
-        _, reference = time_runs(lambda q, d: rerankers["winnow torch fp32"].score([(q, x) for x in d]),
-                                 workload[:len(workload)], 1)
-        rows.append((name, "sentence-transformers CrossEncoder.predict (fp32, defaults)", st_time, 1.0, None,
-                     n_docs, flops_per_query))
+        st_time, _ = time_runs(
+            lambda q, d: baseline.predict([(q, x) for x in d], show_progress_bar=False),
+            workload,
+            args.repeats,
+        )
+        _, reference = time_runs(
+            lambda q, d: rerankers["winnow torch fp32"].score([(q, x) for x in d]),
+            workload[: len(workload)],
+            1,
+        )
+        rows.append(
+            (
+                name,
+                "sentence-transformers CrossEncoder.predict (fp32, defaults)",
+                st_time,
+                1.0,
+                None,
+                n_docs,
+                flops_per_query,
+            )
+        )
         for label, reranker in rerankers.items():
-            seconds, scores = time_runs(lambda q, d, r=reranker: r.score([(q, x) for x in d]), workload, args.repeats)
+            seconds, scores = time_runs(
+                lambda q, d, r=reranker: r.score([(q, x) for x in d]), workload, args.repeats
+            )
             taus = [kendalltau(s, ref).statistic for s, ref in zip(scores, reference, strict=True)]
             rows.append((name, label, seconds, st_time / seconds, min(taus), n_docs, flops_per_query))
-        print(f"{name}: mean {statistics.mean(lengths):.0f} tokens per pair, "
-              f"{flops_per_query / 1e9:.0f} GFLOP per query")
+        print(
+            f"{name}: mean {statistics.mean(lengths):.0f} tokens per pair, "
+            f"{flops_per_query / 1e9:.0f} GFLOP per query"
+        )
 
     memory = {
         "winnow torch bf16": peak_memory_gib(str(model_dir), "torch", "bf16", workloads["(a) 50 abstracts"]),
@@ -190,17 +224,23 @@ def main() -> None:
         f"hidden {config['hidden_size']}). Median of {args.queries} queries x {args.repeats} repeats, "
         "cache off. Kendall tau: the worst query's rank agreement with Winnow's fp32 scores.",
         "",
-        "| workload | configuration | ms / query | pairs / s | speed-up vs ST | min tau vs fp32 | bf16 matmul limit |",
+        "| workload | configuration | ms / query | pairs / s | speed-up vs ST | min tau vs fp32 "
+        "| bf16 matmul limit |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, label, seconds, ratio, tau, n_docs, flops in rows:
         limit = flops / (gflops["bf16"] * 1e9)
         lines.append(
             f"| {name} | {label} | {seconds * 1000:.0f} | {n_docs / seconds:.1f} | {ratio:.2f}x | "
-            f"{'-' if tau is None else f'{tau:.3f}'} | {limit * 1000:.0f} ms ({limit / seconds:.0%} of it reached) |"
+            f"{'-' if tau is None else f'{tau:.3f}'} | "
+            f"{limit * 1000:.0f} ms ({limit / seconds:.0%} of it reached) |"
         )
-    lines += ["", "Peak resident memory of a fresh process reranking workload (a): "
-              + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items()) + "."]
+    lines += [
+        "",
+        "Peak resident memory of a fresh process reranking workload (a): "
+        + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items())
+        + ".",
+    ]
     report = "\n".join(lines)
     print(report)
     if not args.no_write:

@@ -19,8 +19,20 @@ DOCS = [
 def test_rerank_jsonl_file_prints_json_lines(minilm_cross_encoder, tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps(d) for d in DOCS) + "\n", encoding="utf-8")
-    result = runner.invoke(app, ["rerank", "how do vaccines work?", "--docs", str(path), "--json",
-                                 "--model", str(minilm_cross_encoder), "--top-k", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "rerank",
+            "how do vaccines work?",
+            "--docs",
+            str(path),
+            "--json",
+            "--model",
+            str(minilm_cross_encoder),
+            "--top-k",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["rank"] for row in rows] == [1, 2]
@@ -30,8 +42,11 @@ def test_rerank_jsonl_file_prints_json_lines(minilm_cross_encoder, tmp_path):
 
 def test_rerank_reads_plain_lines_from_stdin_and_prints_a_table(minilm_cross_encoder):
     stdin = "\n".join(d["text"] for d in DOCS) + "\n"
-    result = runner.invoke(app, ["rerank", "how do vaccines work?", "--docs", "-",
-                                 "--model", str(minilm_cross_encoder)], input=stdin)
+    result = runner.invoke(
+        app,
+        ["rerank", "how do vaccines work?", "--docs", "-", "--model", str(minilm_cross_encoder)],
+        input=stdin,
+    )
     assert result.exit_code == 0, result.output
     assert "3 of 3 documents" in result.stdout
     assert "Eiffel" in result.stdout

@@ -93,8 +93,9 @@ def test_windows_score_long_documents_and_return_the_best_span(fp32):
     filler = "The committee met on Tuesday and discussed the budget for next year. " * 30
     key = "Vaccines train memory B and T cells so the immune system reacts faster. "
     document = filler + key + filler
-    windowed = Reranker(fp32.model_dir, backend="torch", dtype="fp32", max_length=96, windows=True,
-                        window_overlap=16)
+    windowed = Reranker(
+        fp32.model_dir, backend="torch", dtype="fp32", max_length=96, windows=True, window_overlap=16
+    )
     result = windowed.rerank(QUERY, [document])[0]
     assert result.truncated is False
     start, end = result.span
@@ -105,8 +106,15 @@ def test_windows_score_long_documents_and_return_the_best_span(fp32):
     assert result.score == pytest.approx(float(window_scores.max()), abs=2e-3)
     best = encoded.spans[int(np.argmax(window_scores))]
     assert (start, end) == best
-    capped = Reranker(fp32.model_dir, backend="torch", dtype="fp32", max_length=96, windows=True,
-                      window_overlap=16, max_windows=2)
+    capped = Reranker(
+        fp32.model_dir,
+        backend="torch",
+        dtype="fp32",
+        max_length=96,
+        windows=True,
+        window_overlap=16,
+        max_windows=2,
+    )
     assert capped.rerank(QUERY, [document])[0].truncated is True
 
 
