@@ -248,3 +248,11 @@ def test_arerank_does_not_block_the_event_loop(fp32):
     ticks, ranking = asyncio.run(main())
     assert len(ranking) == len(DOCS) * 4
     assert ticks > 3
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_path_ranks_like_cpu_fp32(minilm_cross_encoder, fp32):
+    gpu = Reranker(minilm_cross_encoder, device="cuda")
+    assert gpu.device == "cuda" and gpu.dtype in ("bf16", "fp16")
+    pairs = [(QUERY, d) for d in DOCS]
+    assert kendalltau(gpu.score(pairs), fp32.score(pairs)).statistic >= 0.9
