@@ -1,0 +1,90 @@
+"""Nearest-neighbour search over unit vectors: exact for small indexes, HNSW (usearch) above a threshold.
+
+Filters are applied inside the search: exact search scores only the allowed rows, and HNSW search
+widens its beam until it has k allowed hits (falling back to exact search over the allowed rows when
+they are few), so a filter never empties a result list that a post-filter would have truncated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from winnow.retrieve.bm25 import top_k
+
+DEFAULT_HNSW_THRESHOLD = 20_000
+
+
+class VectorIndex:
+    """Vectors by row position (float32, unit length), with an optional usearch HNSW graph over them."""
+
+    def __init__(self, vectors: np.ndarray, hnsw=None):
+        self.vectors = vectors
+        self.hnsw = hnsw
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD) -> VectorIndex:
+        hnsw = None
+        if len(vectors) >= hnsw_threshold:
+            from usearch.index import Index as UsearchIndex
+
+            hnsw = UsearchIndex(
+                ndim=vectors.shape[1],
+                metric="ip",
+                dtype="f16",
+                connectivity=16,
+                expansion_add=128,
+                expansion_search=64,
+            )
+            hnsw.add(np.arange(len(vectors), dtype=np.uint64), vectors, log=False)
+        return cls(vectors, hnsw)
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "vectors.npy", self.vectors)
+        if self.hnsw is not None:
+            self.hnsw.save(str(folder / "hnsw.usearch"))
+
+    @classmethod
+    def load(cls, folder: Path) -> VectorIndex:
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        hnsw = None
+        if (folder / "hnsw.usearch").is_file():
+            from usearch.index import Index as UsearchIndex
+
+            hnsw = UsearchIndex.restore(str(folder / "hnsw.usearch"), view=True)
+        return cls(vectors, hnsw)
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (positions, cosine scores), best first; ``allowed`` is a boolean row mask."""
+        n = len(self.vectors)
+        k = min(k, n)
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if allowed is None:
+            if self.hnsw is None:
+                return top_k(self.vectors @ query, k)
+            return self._hnsw(query, k, None)
+        rows = np.flatnonzero(allowed)
+        if self.hnsw is None or len(rows) <= max(4 * k, n // 20):
+            positions, scores = top_k(np.asarray(self.vectors[rows] @ query), min(k, len(rows)))
+            return rows[positions], scores
+        return self._hnsw(query, k, allowed)
+
+    def _hnsw(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        wanted = k if allowed is None else min(len(self.vectors), k * 4)
+        while True:
+            matches = self.hnsw.search(query.astype(np.float32), wanted)
+            keys = np.asarray(matches.keys, dtype=np.int64)
+            scores = 1.0 - np.asarray(matches.distances, dtype=np.float32)
+            if allowed is not None:
+                keep = allowed[keys]
+                keys, scores = keys[keep], scores[keep]
+            if len(keys) >= k or wanted >= len(self.vectors):
+                return keys[:k], scores[:k]
+            wanted = min(len(self.vectors), wanted * 4)
