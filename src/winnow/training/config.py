@@ -1,0 +1,107 @@
+"""A training run's settings, read from a recipe file (YAML) so that a run is reproducible by one command."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid; the message names the recipe and the setting."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Paths are relative to the directory the command runs in.
+
+    ``data`` and ``dev`` are lists of sources: ``{"path": "file.jsonl"}`` (pairs or grouped jsonl) or
+    ``{"beir": "folder", "split": "train", "depth": 30}`` (qrels positives plus BM25 hard negatives).
+    Any source may set ``max_queries`` to use only its first queries. ``head_learning_rate`` (default:
+    ``learning_rate``) is for the one-logit classifier, which starts from random weights when the base is
+    a plain encoder and learns far too slowly at an encoder's fine-tuning rate.
+    """
+
+    data: list[dict[str, Any]]
+    output: str = "runs/winnow-cross-encoder"
+    base: str = "all-minilm-l6"
+    name: str = ""
+    dev: list[dict[str, Any]] = field(default_factory=list)
+    loss: str = "listwise"
+    teacher: str | None = None
+    negatives: int = 4
+    max_length: int = 128
+    batch_size: int = 8
+    grad_accumulation: int = 1
+    learning_rate: float = 5e-5
+    head_learning_rate: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    epochs: int = 1
+    max_steps: int | None = None
+    freeze_embeddings: bool = True
+    eval_every: int = 100
+    patience: int = 3
+    checkpoint_every: int = 50
+    seed: int = 13
+    device: str | None = None
+    dtype: str | None = None
+    save_dtype: str = "fp16"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise RecipeError("no training data: set 'data' to at least one source")
+        for source in [*self.data, *self.dev]:
+            if not isinstance(source, dict) or ("path" in source) == ("beir" in source):
+                raise RecipeError(f"a data source needs exactly one of 'path' or 'beir', got {source!r}")
+        if self.loss in DISTILLATION_LOSSES and not self.teacher:
+            raise RecipeError(f"loss {self.loss!r} distils from a teacher: set 'teacher' to a cross-encoder")
+        if self.loss not in LOSSES and self.loss not in DISTILLATION_LOSSES:
+            raise RecipeError(
+                f"loss must be one of {', '.join([*LOSSES, *DISTILLATION_LOSSES])}, not {self.loss!r}"
+            )
+        for name in (
+            "negatives",
+            "max_length",
+            "batch_size",
+            "grad_accumulation",
+            "epochs",
+            "eval_every",
+            "checkpoint_every",
+        ):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.save_dtype not in ("fp16", "fp32", "bf16"):
+            raise RecipeError(f"save_dtype must be fp16, bf16 or fp32, not {self.save_dtype!r}")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a recipe; ``overrides`` (e.g. from the command line) win over the file when not None."""
+        path = Path(path)
+        try:
+            settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(settings, dict):
+            raise RecipeError(f"{path}: a recipe must be a mapping of settings")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise RecipeError(
+                f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**settings)
+        except TypeError as exc:
+            raise RecipeError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data, stored beside every checkpoint and model."""
+        return dataclasses.asdict(self)

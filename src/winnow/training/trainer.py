@@ -1,0 +1,361 @@
+"""Fine-tune a cross-encoder: listwise/pointwise/distillation losses, dev early stopping, checkpoints, resume.
+
+The model stays a plain Hugging Face ``BertForSequenceClassification``-style model with one logit, so what
+comes out loads anywhere (transformers, sentence-transformers ``CrossEncoder``, ONNX export, Winnow).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+from winnow.models import pick_device, pick_dtype, resolve_model
+from winnow.models.hardware import DTYPES
+from winnow.training.config import TrainConfig
+from winnow.training.data import Group, LoadReport, read_beir, read_jsonl
+from winnow.training.dev import evaluate_groups
+from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
+from winnow.training.negatives import beir_groups
+
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class TrainResult:
+    """Where the trained model is and how the run went."""
+
+    model_dir: Path
+    steps: int
+    best_step: int | None
+    dev: dict[str, float] | None
+    seconds: float
+    stopped_early: bool
+    finished: bool = True
+
+
+def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Group], list[LoadReport]]:
+    """Read every configured source into groups, with one report per source."""
+    groups, reports = [], []
+    for source in sources:
+        limit = source.get("max_queries")
+        if "path" in source:
+            found, report = read_jsonl(source["path"], require_negatives=require_negatives)
+            found = found[:limit]
+            report.groups = len(found)
+        else:
+            split = read_beir(source["beir"], source.get("split", "train"))
+            found, report = beir_groups(
+                split,
+                f"{source['beir']} ({source.get('split', 'train')})",
+                depth=source.get("depth", 30),
+                max_queries=limit,
+            )
+        groups.extend(found)
+        reports.append(report)
+    return groups, reports
+
+
+def load_cross_encoder(base: str):
+    """A one-logit classifier from ``base``: a cross-encoder continues, a plain encoder gets a fresh head."""
+    path = resolve_model(base)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def sample_group(group: Group, negatives: int, rng: random.Random) -> list[str]:
+    """One positive then ``negatives`` negatives (repeated when the query has fewer)."""
+    positive = rng.choice(group.positives)
+    if len(group.negatives) >= negatives:
+        chosen = rng.sample(group.negatives, negatives)
+    else:
+        chosen = [rng.choice(group.negatives) for _ in range(negatives)]
+    return [positive, *chosen]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Runs one training configuration; ``run()`` resumes from ``<output>/checkpoint`` when it exists."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.output = Path(config.output)
+        self.device = pick_device(config.device)
+        self.dtype = pick_dtype(self.device, config.dtype)
+        self.autocast = None if self.dtype == "fp32" else DTYPES[self.dtype]
+
+    def _batches(self, groups: list[Group], epoch: int) -> list[list[list[str]]]:
+        """The epoch's micro-batches, each ``[query, positive, *negatives]`` rows, from the seed alone.
+
+        Rows of similar length share a batch (sorted within windows of 50 batches, then the batches are
+        shuffled), because padding short sentences to the length of long abstracts wastes most of a step.
+        """
+        rng = random.Random(self.config.seed * 1_000 + epoch)
+        order = list(range(len(groups)))
+        rng.shuffle(order)
+        rows = [
+            [
+                groups[i].query,
+                *sample_group(
+                    groups[i], self.config.negatives, random.Random(f"{self.config.seed}-{epoch}-{i}")
+                ),
+            ]
+            for i in order
+        ]
+        size = self.config.batch_size
+        window = size * 50
+        batches = []
+        for start in range(0, len(rows), window):
+            chunk = sorted(rows[start : start + window], key=lambda row: max(map(len, row)))
+            batches.extend(chunk[k : k + size] for k in range(0, len(chunk), size))
+        rng.shuffle(batches)
+        return batches
+
+    def _scores(self, model, tokenizer, batch: list[list[str]]) -> torch.Tensor:
+        """Logits shaped (queries, 1 + negatives), positive in column 0."""
+        queries = [row[0] for row in batch for _ in row[1:]]
+        passages = [p for row in batch for p in row[1:]]
+        encoded = tokenizer(
+            queries,
+            passages,
+            truncation="longest_first",
+            max_length=self.config.max_length,
+            padding=True,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.autocast(
+            self.device.split(":")[0], dtype=self.autocast or torch.float32, enabled=self.autocast is not None
+        ):
+            logits = model(**encoded).logits
+        return logits.float().view(len(batch), -1)
+
+    def run(self, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+        """Train until the step budget, the epochs or early stopping end it; return the final model.
+
+        ``stop_after`` ends this session after that many steps with a checkpoint (``finished`` is then
+        False), so a long run can be split across sessions: run again to continue.
+        """
+        config = self.config
+        started = time.monotonic()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        _seed_everything(config.seed)
+        checkpoint = self._find_checkpoint()
+        model, tokenizer = load_cross_encoder(str(checkpoint) if checkpoint else config.base)
+        model.to(self.device).train()
+        if config.freeze_embeddings:
+            model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+        teacher = None
+        if config.teacher:
+            teacher, _ = load_cross_encoder(config.teacher)
+            teacher.to(self.device).eval()
+
+        groups, reports = load_sources(config.data, require_negatives=True)
+        dev_groups, dev_reports = load_sources(config.dev, require_negatives=True)
+        if not groups:
+            raise ValueError("no training query has both a positive and a negative; nothing to train on")
+        for report in [*reports, *dev_reports]:
+            tqdm.write(f"data {report}")
+
+        micro_per_epoch = math.ceil(len(groups) / config.batch_size)
+        steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accumulation)
+        total = steps_per_epoch * config.epochs
+        if config.max_steps:
+            total = min(total, config.max_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("classifier.")]
+        body = [p for p in params if all(p is not h for h in head)]
+        optimizer = torch.optim.AdamW(
+            [{"params": body}, {"params": head, "lr": config.head_learning_rate or config.learning_rate}],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+        state = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "seconds": 0.0, "loss": None}
+        if checkpoint:
+            saved = torch.load(checkpoint / STATE_FILE, weights_only=False)
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["torch_rng"])
+            state = saved["state"]
+            tqdm.write(f"resumed from {checkpoint} at step {state['step']}")
+        loss_fn = DISTILLATION_LOSSES.get(config.loss) or LOSSES[config.loss]
+        self.output.mkdir(parents=True, exist_ok=True)
+        log_path = self.output / "train_log.jsonl"
+
+        bar = tqdm(
+            total=total,
+            initial=state["step"],
+            desc="train",
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        stopped_early = state["bad_evals"] >= config.patience
+        paused = False
+        session_start = time.monotonic()
+        seconds_before = state["seconds"]
+        first_step = state["step"]
+        while state["step"] < total and not stopped_early:
+            epoch, within = divmod(state["step"], steps_per_epoch)
+            batches = self._batches(groups, epoch)
+            first = within * config.grad_accumulation
+            for k in range(first, len(batches), config.grad_accumulation):
+                for batch in batches[k : k + config.grad_accumulation]:
+                    scores = self._scores(model, tokenizer, batch)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            loss = loss_fn(scores, self._scores(teacher, tokenizer, batch))
+                    else:
+                        loss = loss_fn(scores)
+                    (loss / config.grad_accumulation).backward()
+                    value = loss.item()
+                    state["loss"] = value if state["loss"] is None else 0.98 * state["loss"] + 0.02 * value
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                state["seconds"] = seconds_before + time.monotonic() - session_start
+                bar.update(1)
+                bar.set_postfix(loss=f"{state['loss']:.4f}", epoch=epoch)
+                step = state["step"]
+                record = None
+                if dev_groups and (step % config.eval_every == 0 or step == total):
+                    metrics = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
+                    record = {"step": step, "loss": state["loss"], **metrics}
+                    tqdm.write(
+                        f"step {step}: loss {state['loss']:.4f}, dev nDCG@10 {metrics['ndcg@10']:.4f}, "
+                        f"MRR@10 {metrics['mrr@10']:.4f}"
+                    )
+                    if state["best"] is None or metrics["ndcg@10"] > state["best"]:
+                        state.update(best=metrics["ndcg@10"], best_step=step, bad_evals=0)
+                        self._save_model(model, tokenizer, self.output / "best", config.save_dtype)
+                    else:
+                        state["bad_evals"] += 1
+                        stopped_early = state["bad_evals"] >= config.patience
+                if record or step % 10 == 0:
+                    with log_path.open("a", encoding="utf-8") as handle:
+                        handle.write(
+                            json.dumps(
+                                record or {"step": step, "loss": state["loss"], "seconds": state["seconds"]}
+                            )
+                            + "\n"
+                        )
+                paused = stop_after is not None and step - first_step >= stop_after and step < total
+                if step % config.checkpoint_every == 0 or step == total or stopped_early or paused:
+                    self._save_checkpoint(model, tokenizer, optimizer, scheduler, state)
+                if step >= total or stopped_early or paused:
+                    break
+            if paused:
+                break
+        bar.close()
+        if paused:
+            tqdm.write(f"paused at step {state['step']} of {total}; run again to continue")
+            return TrainResult(
+                self.output / "checkpoint",
+                state["step"],
+                state["best_step"],
+                None,
+                time.monotonic() - started,
+                False,
+                finished=False,
+            )
+
+        final = self.output / "model"
+        if state["best_step"] is not None:
+            if final.exists():
+                shutil.rmtree(final)
+            shutil.copytree(self.output / "best", final)
+        else:
+            self._save_model(model, tokenizer, final, config.save_dtype)
+        summary = {
+            "config": config.to_dict(),
+            "data": [str(r) for r in reports],
+            "dev_data": [str(r) for r in dev_reports],
+            "steps": state["step"],
+            "best_step": state["best_step"],
+            "dev_ndcg@10": state["best"],
+            "stopped_early": stopped_early,
+            "train_seconds": round(state["seconds"], 1),
+            "device": self.device,
+            "dtype": self.dtype,
+            "threads": torch.get_num_threads(),
+        }
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return TrainResult(
+            final,
+            state["step"],
+            state["best_step"],
+            {"ndcg@10": state["best"]} if state["best"] is not None else None,
+            time.monotonic() - started,
+            stopped_early,
+        )
+
+    def _find_checkpoint(self) -> Path | None:
+        """The last complete checkpoint: ``checkpoint``, or ``checkpoint.old`` if a save was interrupted."""
+        for name in ("checkpoint", "checkpoint.old"):
+            path = self.output / name
+            if (path / STATE_FILE).is_file():
+                return path
+        return None
+
+    @staticmethod
+    def _save_model(model, tokenizer, target: Path, dtype: str) -> None:
+        """Save a copy in ``dtype`` (the training model itself stays fp32)."""
+        tmp = target.with_name(target.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        if dtype != "fp32":
+            copy = AutoModelForSequenceClassification.from_pretrained(tmp, dtype=torch.float32)
+            copy.to(DTYPES[dtype]).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+
+    def _save_checkpoint(self, model, tokenizer, optimizer, scheduler, state) -> None:
+        """Write the full training state so an interrupted run resumes where it stopped; never a half file."""
+        target = self.output / "checkpoint"
+        tmp = self.output / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "state": dict(state),
+                "config": self.config.to_dict(),
+            },
+            tmp / STATE_FILE,
+        )
+        old = self.output / "checkpoint.old"
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        if old.exists():
+            shutil.rmtree(old)
+
+
+def train(config: TrainConfig, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train a cross-encoder as ``config`` says; see ``Trainer.run``."""
+    return Trainer(config).run(progress=progress, stop_after=stop_after)

@@ -1,0 +1,188 @@
+"""A real (tiny) training run: the loss falls, the dev metric is measured, and an interrupted run resumes
+to exactly the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from winnow.cli import app
+from winnow.training import RecipeError, TrainConfig, train
+from winnow.training.data import read_jsonl
+from winnow.training.losses import listwise_softmax
+from winnow.training.trainer import Trainer, load_cross_encoder
+
+QUESTIONS = [
+    (
+        "what colour is the sky",
+        "The sky is blue on a clear day.",
+        ["Bananas are rich in potassium.", "The train leaves at noon."],
+    ),
+    (
+        "how many legs does a spider have",
+        "A spider has eight legs.",
+        ["Paris is the capital of France.", "Water boils at 100 degrees."],
+    ),
+    (
+        "who wrote hamlet",
+        "Hamlet was written by William Shakespeare.",
+        ["Cats sleep most of the day.", "Copper conducts electricity."],
+    ),
+    (
+        "what do bees make",
+        "Bees make honey from nectar.",
+        ["The moon orbits the earth.", "Chess is played on a board."],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first two layers of all-MiniLM-L6-v2: a real encoder, small enough to train in seconds."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from winnow.models import resolve_model
+
+    source = resolve_model("all-minilm-l6")
+    target = tmp_path_factory.mktemp("minilm-2-layers")
+    AutoModel.from_pretrained(source, num_hidden_layers=2).save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target
+
+
+@pytest.fixture()
+def grouped_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    rows = [
+        {"qid": str(i), "query": q, "positives": [p], "negatives": n} for i, (q, p, n) in enumerate(QUESTIONS)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def config(encoder: Path, data: Path, output: Path, **settings) -> TrainConfig:
+    values = dict(
+        base=str(encoder),
+        data=[{"path": str(data)}],
+        output=str(output),
+        negatives=2,
+        batch_size=2,
+        max_length=32,
+        learning_rate=1e-3,
+        warmup_ratio=0.0,
+        epochs=6,
+        dtype="fp32",
+        threads=2,
+        checkpoint_every=1,
+        save_dtype="fp32",
+    )
+    values.update(settings)
+    return TrainConfig(**values)
+
+
+def listwise_loss(model_dir: Path, data: Path) -> float:
+    model, tokenizer = load_cross_encoder(str(model_dir))
+    model.eval()
+    groups, _ = read_jsonl(data)
+    with torch.no_grad():
+        rows = [[g.query, g.positives[0], *g.negatives] for g in groups]
+        encoded = tokenizer(
+            [r[0] for r in rows for _ in r[1:]],
+            [p for r in rows for p in r[1:]],
+            padding=True,
+            return_tensors="pt",
+        )
+        scores = model(**encoded).logits.view(len(rows), -1)
+    return listwise_softmax(scores).item()
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_ranks_the_answers(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    before = listwise_loss(tiny_encoder, grouped_file)
+    result = train(
+        config(
+            tiny_encoder,
+            grouped_file,
+            tmp_path / "run",
+            dev=[{"path": str(grouped_file)}],
+            eval_every=12,
+            checkpoint_every=100,
+        ),
+        progress=False,
+    )
+    assert result.finished and result.steps == 12
+    after = listwise_loss(result.model_dir, grouped_file)
+    assert after < before * 0.5
+    assert result.dev is not None and result.dev["ndcg@10"] == pytest.approx(1.0)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["best_step"] == 12
+    assert (result.model_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_weights(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    settings = {"epochs": 2, "checkpoint_every": 100}
+    whole = train(config(tiny_encoder, grouped_file, tmp_path / "whole", **settings), progress=False)
+    split = config(tiny_encoder, grouped_file, tmp_path / "split", **settings)
+    first = Trainer(split).run(progress=False, stop_after=2)
+    assert not first.finished and first.steps == 2
+    assert (tmp_path / "split" / "checkpoint" / "trainer_state.pt").is_file()
+    rest = train(split, progress=False)
+    assert rest.finished and rest.steps == whole.steps == 4
+    a = load_file(tmp_path / "whole" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "split" / "checkpoint" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_saved_fp16_model_loads_as_a_plain_cross_encoder(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoConfig
+
+    result = train(
+        config(
+            tiny_encoder, grouped_file, tmp_path / "run", epochs=1, save_dtype="fp16", checkpoint_every=100
+        ),
+        progress=False,
+    )
+    weights = load_file(result.model_dir / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float16}
+    loaded = AutoConfig.from_pretrained(result.model_dir)
+    assert loaded.num_labels == 1 and loaded.architectures == ["BertForSequenceClassification"]
+
+
+def test_unloadable_base_raises_the_model_loader_error(grouped_file: Path, tmp_path: Path) -> None:
+    from winnow.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no-such-model"):
+        train(config(Path("no-such-model"), grouped_file, tmp_path / "run"), progress=False)
+
+
+def test_recipe_errors_name_the_setting(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data: [{path: x.jsonl}]\nlerning_rate: 0.1\n")
+    with pytest.raises(RecipeError, match=r"unknown setting\(s\) lerning_rate"):
+        TrainConfig.from_yaml(recipe)
+    with pytest.raises(RecipeError, match="distils from a teacher"):
+        TrainConfig(data=[{"path": "x.jsonl"}], loss="margin_mse")
+
+
+def test_cli_reports_malformed_data_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "passage": "p", "label": 1}\n{"query": "q"\n')
+    result = CliRunner().invoke(app, ["train", "--data", str(bad), "--output", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert f"{bad}:2: not valid JSON" in " ".join(result.output.split())
