@@ -160,7 +160,8 @@ def main() -> None:
         print(f"{args.model} not available; timing an {model_label}")
     from sentence_transformers import CrossEncoder
 
-    baseline = CrossEncoder(str(model_dir), device="cpu")
+    # fp32 as sentence-transformers itself advises on CPU (the bundled weights are stored in fp16).
+    baseline = CrossEncoder(str(model_dir), device="cpu", model_kwargs={"dtype": torch.float32})
     workloads = load_workloads(args.queries, baseline.tokenizer)
     config = json.loads((model_dir / "config.json").read_text())
     gflops = {"bf16": matmul_gflops(torch.bfloat16), "fp32": matmul_gflops(torch.float32)}

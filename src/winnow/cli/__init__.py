@@ -1,0 +1,20 @@
+"""The `winnow` command line. Each subcommand lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+from winnow.cli import eval_command, index_command, rerank_command, train_command
+from winnow.cli.app import app
+
+app.command("rerank")(rerank_command.rerank)
+app.command("index")(index_command.index)
+app.command("search")(index_command.search)
+app.command("stats")(index_command.stats)
+app.command("delete")(index_command.delete)
+app.command("demo")(index_command.demo)
+app.command("train")(train_command.train)
+app.command("eval")(eval_command.eval_dataset)
+
+
+def main() -> None:
+    """Entry point of the `winnow` console script."""
+    app()

@@ -1,0 +1,350 @@
+"""Load evaluation sets: BEIR folders, TREC run + qrels reranking sets, and the simple user jsonl format.
+
+Every loader returns an ``EvalSet``. Problems in the data that do not stop evaluation (qrels naming
+documents or queries that do not exist) are counted in ``EvalSet.issues`` and reported, never dropped
+silently; problems that would make numbers wrong (a missing file, a malformed line, a duplicate id)
+raise ``DatasetError`` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winnow.errors import WinnowError
+
+Qrels = dict[str, dict[str, int]]
+Candidates = dict[str, list[tuple[str, float]]]
+
+SHORT_NAMES: dict[str, str] = {
+    "scifact": "beir/scifact",
+    "nfcorpus": "beir/nfcorpus",
+    "dl19": "msmarco_trec_dl/dl19_bm25_top100",
+}
+DL19_RUN = "msmarco_trec_dl/original/rank_llm.BM25.trec_results_dl19.txt"
+# TREC DL counts grade >= 2 as relevant for binary metrics (MRR, Recall, Precision, MAP).
+DEFAULT_THRESHOLDS: dict[str, int] = {"dl19": 2}
+
+
+class DatasetError(WinnowError, ValueError):
+    """An evaluation data set is missing a file or holds a line that cannot be read."""
+
+
+@dataclass
+class EvalSet:
+    """Queries, their relevance judgments, the documents, and (for reranking sets) supplied candidates.
+
+    ``corpus`` maps a document id to the text a reranker scores. ``candidates`` is None for retrieval
+    sets (stage 1 runs over the corpus) and holds the supplied ranked lists for reranking sets.
+    ``issues`` counts what was wrong with the data but did not stop evaluation.
+    """
+
+    name: str
+    queries: dict[str, str]
+    qrels: Qrels
+    corpus: dict[str, str]
+    candidates: Candidates | None = None
+    issues: dict[str, Any] = field(default_factory=dict)
+    relevance_threshold: int = 1
+    source: str = ""
+
+    @property
+    def graded(self) -> bool:
+        """True when the judgments use more than one positive grade (nDCG then uses the grades)."""
+        return max((g for docs in self.qrels.values() for g in docs.values()), default=0) > 1
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path} (expected it in the data set folder)")
+    return path
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their 1-based number; CRLF endings (as in BEIR SciFact qrels) are stripped."""
+    with open(_require(path), encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                yield number, line
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in _lines(path):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
+def _field(record: dict[str, Any], names: tuple[str, ...], path: Path, number: int) -> str:
+    for name in names:
+        if name in record and record[name] is not None:
+            return str(record[name])
+    raise DatasetError(f"{path}:{number}: missing field {' or '.join(repr(n) for n in names)}")
+
+
+def load_corpus(path: Path) -> dict[str, str]:
+    """A BEIR-style corpus.jsonl (``_id`` or ``id``, ``text``, optional ``title``) as id -> text.
+
+    The title, when present, is prepended with a space, as BEIR's reranking evaluation does.
+    """
+    corpus: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, record in _json_lines(path):
+        doc_id = _field(record, ("_id", "id"), path, number)
+        text = _field(record, ("text",), path, number)
+        if doc_id in corpus:
+            raise DatasetError(
+                f"{path}:{number}: duplicate document id {doc_id!r} (first on line {first_line[doc_id]})"
+            )
+        title = str(record.get("title") or "").strip()
+        corpus[doc_id] = f"{title} {text}".strip() if title else text
+        first_line[doc_id] = number
+    return corpus
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    """Queries from BEIR queries.jsonl (``_id``, ``text``) or a two-column TSV (id, text; MS MARCO style)."""
+    queries: dict[str, str] = {}
+    if path.suffix == ".tsv" or path.suffix == ".txt":
+        for number, line in _lines(path):
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DatasetError(
+                    f"{path}:{number}: expected 2 tab-separated columns (id, text), got {len(parts)}"
+                )
+            queries[parts[0]] = parts[1]
+        return queries
+    for number, record in _json_lines(path):
+        query_id = _field(record, ("_id", "id"), path, number)
+        if query_id in queries:
+            raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
+        queries[query_id] = _field(record, ("text",), path, number)
+    return queries
+
+
+def load_qrels(path: Path) -> Qrels:
+    """Relevance judgments from a BEIR qrels TSV (header, 3 columns) or a TREC qrels file (4 columns).
+
+    Grades are kept as given (0 included); the relevance threshold is applied at evaluation time.
+    """
+    qrels: Qrels = {}
+    for number, line in _lines(path):
+        parts = line.split()
+        if len(parts) == 3:
+            query_id, doc_id, grade = parts
+        elif len(parts) == 4:
+            query_id, _, doc_id, grade = parts
+        else:
+            raise DatasetError(
+                f"{path}:{number}: expected 'query-id corpus-id score' (BEIR) or "
+                f"'query-id 0 doc-id grade' (TREC), got {len(parts)} columns"
+            )
+        try:
+            value = int(grade)
+        except ValueError:
+            if number == 1:  # BEIR header: query-id corpus-id score
+                continue
+            raise DatasetError(f"{path}:{number}: relevance grade {grade!r} is not an integer") from None
+        qrels.setdefault(query_id, {})[doc_id] = value
+    if not qrels:
+        raise DatasetError(f"{path}: holds no relevance judgments")
+    return qrels
+
+
+def load_run(path: Path) -> Candidates:
+    """A TREC run file (``qid Q0 docid rank score tag``) as query id -> [(doc id, score)] in rank order."""
+    ranked: dict[str, list[tuple[int, str, float]]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for number, line in _lines(path):
+        parts = line.split()
+        if len(parts) != 6:
+            raise DatasetError(
+                f"{path}:{number}: expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}"
+            )
+        query_id, _, doc_id, rank, score, _ = parts
+        try:
+            entry = (int(rank), doc_id, float(score))
+        except ValueError:
+            raise DatasetError(f"{path}:{number}: rank {rank!r} or score {score!r} is not a number") from None
+        if (query_id, doc_id) in seen:
+            raise DatasetError(
+                f"{path}:{number}: document {doc_id!r} listed twice for query {query_id!r} "
+                f"(first on line {seen[query_id, doc_id]})"
+            )
+        seen[query_id, doc_id] = number
+        ranked.setdefault(query_id, []).append(entry)
+    return {qid: [(doc, score) for _, doc, score in sorted(rows)] for qid, rows in ranked.items()}
+
+
+def _check(
+    name: str, queries: dict[str, str], qrels: Qrels, corpus: dict[str, str]
+) -> tuple[dict, dict, Qrels]:
+    """Keep judged queries that have text; count (not drop silently) qrels naming unknown ids."""
+    issues: dict[str, Any] = {}
+    unknown_queries = sorted(q for q in qrels if q not in queries)
+    if unknown_queries:
+        issues["unknown_queries"] = {
+            "count": len(unknown_queries),
+            "judgments": sum(len(qrels[q]) for q in unknown_queries),
+            "examples": unknown_queries[:5],
+            "effect": "not evaluated: the qrels judge them but queries file has no text for them",
+        }
+    unknown_docs = sorted({d for docs in qrels.values() for d in docs if d not in corpus})
+    if unknown_docs:
+        issues["unknown_documents"] = {
+            "count": len(unknown_docs),
+            "examples": unknown_docs[:5],
+            "effect": "kept in the qrels: they count as relevant documents no system can retrieve",
+        }
+    judged = {q: qrels[q] for q in qrels if q in queries}
+    if not judged:
+        raise DatasetError(f"{name}: no query in the qrels has a text in the queries file")
+    return issues, {q: queries[q] for q in judged}, judged
+
+
+def load_beir(folder: str | os.PathLike[str], split: str = "test", name: str | None = None) -> EvalSet:
+    """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"data set folder not found: {folder}")
+    qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+    queries = load_queries(folder / "queries.jsonl")
+    corpus = load_corpus(folder / "corpus.jsonl")
+    issues, queries, qrels = _check(str(folder), queries, qrels, corpus)
+    return EvalSet(name or folder.name, queries, qrels, corpus, issues=issues, source=str(folder))
+
+
+def load_rerank_set(
+    run: str | os.PathLike[str],
+    qrels: str | os.PathLike[str],
+    queries: str | os.PathLike[str],
+    corpus: str | os.PathLike[str],
+    name: str | None = None,
+) -> EvalSet:
+    """A reranking set: a TREC run file of candidates, its qrels, and the text of queries and passages.
+
+    Candidates whose text is missing from the corpus stop loading (a reranker cannot score them);
+    queries with candidates but no judgments, or judgments but no candidates, are counted in issues.
+    """
+    run_path = Path(run)
+    evalset_name = name or run_path.stem
+    candidates = load_run(_require(run_path))
+    loaded_qrels = load_qrels(Path(qrels))
+    texts = load_corpus(Path(corpus))
+    issues, judged_queries, judged = _check(evalset_name, load_queries(Path(queries)), loaded_qrels, texts)
+    missing_text = sorted({d for docs in candidates.values() for d, _ in docs if d not in texts})
+    if missing_text:
+        raise DatasetError(
+            f"{run_path}: {len(missing_text)} candidate documents have no text in {corpus} "
+            f"(e.g. {', '.join(missing_text[:3])}), so they cannot be reranked"
+        )
+    unjudged = sorted(q for q in candidates if q not in judged)
+    if unjudged:
+        issues["unjudged_run_queries"] = {
+            "count": len(unjudged),
+            "examples": unjudged[:5],
+            "effect": "not evaluated: the run ranks them but the qrels do not judge them",
+        }
+    no_candidates = sorted(q for q in judged if q not in candidates)
+    if no_candidates:
+        issues["queries_without_candidates"] = {
+            "count": len(no_candidates),
+            "examples": no_candidates[:5],
+            "effect": "evaluated with an empty ranking (they score 0)",
+        }
+    kept = {q: candidates.get(q, []) for q in judged}
+    return EvalSet(evalset_name, judged_queries, judged, texts, kept, issues, source=str(run_path))
+
+
+def load_user_set(
+    path: str | os.PathLike[str], corpus: str | os.PathLike[str], name: str | None = None
+) -> EvalSet:
+    """The simple user format: one JSON object a line, ``{"query": ..., "relevant": [doc ids]}``.
+
+    ``id`` is optional (default ``q<line number>``); ``relevant`` may also map doc id -> grade for
+    graded judgments. ``corpus`` is a jsonl of ``{"id", "text"}`` (``_id`` and ``title`` also accepted).
+    """
+    path = Path(path)
+    queries: dict[str, str] = {}
+    qrels: Qrels = {}
+    for number, record in _json_lines(path):
+        query_id = str(record.get("id", f"q{number}"))
+        if query_id in queries:
+            raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
+        queries[query_id] = _field(record, ("query",), path, number)
+        relevant = record.get("relevant")
+        if isinstance(relevant, list) and relevant:
+            qrels[query_id] = {str(doc): 1 for doc in relevant}
+        elif isinstance(relevant, dict) and relevant:
+            try:
+                qrels[query_id] = {str(doc): int(grade) for doc, grade in relevant.items()}
+            except (TypeError, ValueError):
+                raise DatasetError(f"{path}:{number}: field 'relevant' grades must be integers") from None
+        else:
+            raise DatasetError(
+                f"{path}:{number}: field 'relevant' must be a non-empty list of document ids "
+                f"or an object mapping document id to grade"
+            )
+    texts = load_corpus(Path(corpus))
+    issues, queries, qrels = _check(str(path), queries, qrels, texts)
+    return EvalSet(name or path.stem, queries, qrels, texts, issues=issues, source=str(path))
+
+
+def shared_data_dir() -> Path:
+    """Where the public sets live: $WINNOW_DATA_DIR, else ../shared/data from here or from the repository."""
+    if os.environ.get("WINNOW_DATA_DIR"):
+        return Path(os.environ["WINNOW_DATA_DIR"])
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd().parent / "shared" / "data"
+
+
+def load_dataset(
+    dataset: str | os.PathLike[str],
+    split: str = "test",
+    run: str | os.PathLike[str] | None = None,
+    corpus: str | os.PathLike[str] | None = None,
+) -> EvalSet:
+    """Resolve what a user typed: a short name (scifact, nfcorpus, dl19), a BEIR folder or a user .jsonl file.
+
+    With ``run`` a BEIR folder becomes a reranking set over that run's candidates.
+    """
+    text = os.fspath(dataset)
+    short = text.lower()
+    if short in SHORT_NAMES and not Path(text).exists():
+        folder = shared_data_dir() / SHORT_NAMES[short]
+        if short == "dl19" and run is None:
+            run = shared_data_dir() / DL19_RUN
+        evalset = _load_folder(folder, split, run, short)
+        evalset.relevance_threshold = DEFAULT_THRESHOLDS.get(short, 1)
+        return evalset
+    path = Path(text)
+    if path.is_file():
+        if corpus is None:
+            raise DatasetError(f"{path}: a query file needs --corpus, the jsonl of documents it refers to")
+        return load_user_set(path, corpus)
+    if path.is_dir():
+        return _load_folder(path, split, run, path.name)
+    known = ", ".join(SHORT_NAMES)
+    raise DatasetError(f"data set {text!r} not found: not a file, not a folder, not a short name ({known})")
+
+
+def _load_folder(folder: Path, split: str, run: str | os.PathLike[str] | None, name: str) -> EvalSet:
+    if run is None:
+        return load_beir(folder, split, name)
+    if not folder.is_dir():
+        raise DatasetError(f"data set folder not found: {folder}")
+    return load_rerank_set(
+        run, folder / "qrels" / f"{split}.tsv", folder / "queries.jsonl", folder / "corpus.jsonl", name
+    )
