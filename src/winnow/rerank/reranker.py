@@ -118,7 +118,7 @@ class Reranker:
         texts = document_texts(documents)
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
-        scored = self._scores(query, texts)
+        scored, hits = self._scores(query, texts)
         order = sorted(range(len(texts)), key=lambda i: scored[i].score, reverse=True)
         if top_k is not None:
             order = order[:top_k]
@@ -142,7 +142,6 @@ class Reranker:
                 len(texts),
                 self.max_length,
             )
-        hits = sum(entry.from_cache for entry in scored)
         return Ranking(results=results, truncated=truncated, cache_hits=hits, model=self.model_name)
 
     async def arerank(self, query: str, documents: Sequence[Any], top_k: int | None = None) -> Ranking:
@@ -210,13 +209,11 @@ class Reranker:
             extras.append((truncated[pair], spans[best]))
         return scores, probs, extras
 
-    def _scores(self, query: str, texts: list[str]) -> list[_Scored]:
-        """Scores for every text, from the cache where possible and the model for the rest."""
+    def _scores(self, query: str, texts: list[str]) -> tuple[list[CachedScore], int]:
+        """Scores for every text, from the cache where possible and the model for the rest,
+        and how many came from the cache."""
         keys = [ScoreCache.key(self._cache_model_key, query, text) for text in texts]
-        scored: list[_Scored | None] = []
-        for key in keys:
-            cached = self.cache.get(key)
-            scored.append(None if cached is None else _Scored(cached, from_cache=True))
+        scored = [self.cache.get(key) for key in keys]
         missing = [i for i, entry in enumerate(scored) if entry is None]
         # The same text twice in one request is scored once.
         unique = list(dict.fromkeys(texts[i] for i in missing))
@@ -228,18 +225,5 @@ class Reranker:
             }
             for i in missing:
                 self.cache.put(keys[i], fresh[texts[i]])
-                scored[i] = _Scored(fresh[texts[i]], from_cache=False)
-        return scored  # type: ignore[return-value]
-
-
-class _Scored:
-    """A score and whether it came from the cache."""
-
-    __slots__ = ("from_cache", "probability", "score", "span", "truncated")
-
-    def __init__(self, entry: CachedScore, from_cache: bool) -> None:
-        self.score = entry.score
-        self.probability = entry.probability
-        self.truncated = entry.truncated
-        self.span = entry.span
-        self.from_cache = from_cache
+                scored[i] = fresh[texts[i]]
+        return scored, len(texts) - len(missing)  # type: ignore[return-value]
