@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from winnow.retrieve.documents import Candidate
 from winnow.retrieve.filters import Filters
 from winnow.retrieve.index import Index, Mode
+from winnow.signals.abstention import Abstention, check_threshold
+from winnow.signals.combine import Embed, SignalInput, Signals, combine
 from winnow.stores.base import CandidateSource
 
 if TYPE_CHECKING:
+    from winnow.answer.ask import Answer
     from winnow.rerank import Reranker
 
 
@@ -27,7 +30,10 @@ class PipelineResult:
 
     ``rank`` is the final 1-based rank; ``stage1_rank``/``stage1_score`` come from recall (for external
     candidates, their position in the list given and their ``score`` field if any). ``score`` and
-    ``probability`` are the reranker's logit and probability, None when reranking was skipped.
+    ``probability`` are the reranker's logit and (calibrated) probability, None when reranking was
+    skipped. ``final_score`` is what the order rests on: the probability, or with signals configured
+    their weighted blend; ``components`` holds every part of it (relevance, freshness, authority,
+    and mmr / redundancy when diversity is on) so a user can see why a result ranked where it did.
     """
 
     rank: int
@@ -43,16 +49,27 @@ class PipelineResult:
     span: tuple[int, int] | None
     metadata: dict[str, Any]
     candidate: Any
+    components: dict[str, float] = field(default_factory=dict)
+    final_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineResponse(Sequence[PipelineResult]):
-    """Results best first, plus the milliseconds each stage took (``timings``: stage1, rerank, total)."""
+    """Results best first, plus the milliseconds each stage took (``timings``: stage1, rerank, total;
+    signals too when signals or a minimum confidence are configured).
+
+    ``confident`` is False when a minimum confidence was set and no candidate reached it: ``results``
+    is then empty and ``abstention`` holds the best candidate and its probability. ``date_issues``
+    counts documents whose date was missing or malformed, so the freshness policy decided for them.
+    """
 
     query: str
     results: list[PipelineResult]
     timings: dict[str, float] = field(default_factory=dict)
     candidates: int = 0
+    confident: bool = True
+    abstention: Abstention | None = None
+    date_issues: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, item):  # type: ignore[override]
         return self.results[item]
@@ -120,15 +137,35 @@ class Pipeline:
 
     Either may be None.
     Without an index only ``rerank`` works (bring your own candidates); without a reranker results
-    keep their stage-1 order (the ``--no-rerank`` view).
+    keep their stage-1 order (the ``--no-rerank`` view). ``signals`` blends freshness, authority and
+    diversity into the order (the default: pure relevance). ``min_confidence`` in [0, 1] makes the
+    pipeline abstain when no candidate's probability reaches it.
     """
 
     def __init__(
-        self, index: Index | CandidateSource | None, reranker: Reranker | None = None, mode: Mode = "hybrid"
+        self,
+        index: Index | CandidateSource | None,
+        reranker: Reranker | None = None,
+        mode: Mode = "hybrid",
+        signals: Signals | None = None,
+        min_confidence: float | None = None,
     ):
         self.index = index
         self.reranker = reranker
         self.mode = mode
+        self.signals = signals
+        self.min_confidence = None if min_confidence is None else check_threshold(min_confidence)
+        if reranker is None and (min_confidence is not None or (signals is not None and signals.reorders)):
+            raise ValueError(
+                "signals and min_confidence work on the reranker's probabilities: give a reranker"
+            )
+        self._embed: Embed | None = None
+        if signals is not None and signals.mmr_lambda < 1.0:
+            self._embed = signals.embedder or (index.embedder.encode if isinstance(index, Index) else None)
+            if self._embed is None:
+                raise ValueError(
+                    "mmr_lambda < 1 needs Signals(embedder=...) when the index is not a winnow Index"
+                )
 
     def _recall(self, query: str, candidates: int, filters: Any, mode: Mode | None) -> list[Candidate]:
         if self.index is None:
@@ -140,6 +177,7 @@ class Pipeline:
     def _finish(
         self, query: str, pool: Sequence[Any], ranking: Any, top_k: int, timings: dict
     ) -> PipelineResponse:
+        start = time.perf_counter()
         results = []
         if ranking is None:
             chosen = [(i, None, None) for i in range(min(top_k, len(pool)))]
@@ -147,15 +185,76 @@ class Pipeline:
             chosen = [(r.index, r.score, r.probability) for r in ranking]
         for rank, (i, score, probability) in enumerate(chosen, start=1):
             fields = _describe(pool[i], i)
+            relevance = {} if probability is None else {"relevance": probability}
             results.append(
-                PipelineResult(rank=rank, score=score, probability=probability, candidate=pool[i], **fields)
+                PipelineResult(
+                    rank=rank,
+                    score=score,
+                    probability=probability,
+                    candidate=pool[i],
+                    components=relevance,
+                    final_score=probability,
+                    **fields,
+                )
             )
-        return PipelineResponse(query=query, results=results, timings=timings, candidates=len(pool))
+        abstention = self._abstention(results) if self.min_confidence is not None else None
+        date_issues: dict[str, int] = {}
+        if abstention is not None:
+            results = []
+        elif self.signals is not None and self.signals.reorders:
+            results, date_issues = self._apply_signals(results, top_k)
+        results = results[:top_k]
+        if self.signals is not None or self.min_confidence is not None:
+            spent = (time.perf_counter() - start) * 1000
+            timings = {**timings, "signals_ms": spent, "total_ms": timings["total_ms"] + spent}
+        return PipelineResponse(
+            query=query,
+            results=results,
+            timings=timings,
+            candidates=len(pool),
+            confident=abstention is None,
+            abstention=abstention,
+            date_issues=date_issues,
+        )
+
+    def _abstention(self, results: list[PipelineResult]) -> Abstention | None:
+        """An Abstention when no result's probability reaches min_confidence, else None."""
+        threshold = float(self.min_confidence)  # type: ignore[arg-type]
+        scored = [r for r in results if r.probability is not None]
+        best = max(scored, key=lambda r: r.probability, default=None)  # type: ignore[arg-type, return-value]
+        if best is not None and best.probability >= threshold:  # type: ignore[operator]
+            return None
+        return Abstention(None if best is None else best.probability, threshold, best)
+
+    def _apply_signals(
+        self, results: list[PipelineResult], top_k: int
+    ) -> tuple[list[PipelineResult], dict[str, int]]:
+        signals: Signals = self.signals  # type: ignore[assignment]
+        items = [
+            SignalInput(
+                probability=float(r.probability),  # type: ignore[arg-type]
+                text=r.text,
+                doc_id=r.doc_id,
+                source=r.source,
+                updated_at=_field(r, "updated_at"),
+                authority=_field(r, "authority"),
+            )
+            for r in results
+        ]
+        outcome = combine(items, signals, top_k, self._embed)
+        kept = [
+            replace(results[c.index], rank=rank, components=c.components, final_score=c.final_score)
+            for rank, c in enumerate(outcome.results, start=1)
+        ]
+        dates = {"missing": outcome.dates.missing, "malformed": outcome.dates.malformed}
+        return kept, dates if signals.freshness_weight > 0 else {}
 
     def _rerank(self, query: str, pool: Sequence[Any], top_k: int):
         if self.reranker is None or not pool:
             return None
-        return self.reranker.rerank(query, list(pool), top_k=top_k)
+        # Signals may promote any candidate, so they need the whole reranked pool, not the top k.
+        keep = None if self.signals is not None and self.signals.reorders else top_k
+        return self.reranker.rerank(query, list(pool), top_k=keep)
 
     def search(
         self,
@@ -204,6 +303,24 @@ class Pipeline:
     async def arerank(self, query: str, candidates: Sequence[Any], top_k: int = 5) -> PipelineResponse:
         """``rerank`` in a worker thread."""
         return await asyncio.to_thread(self.rerank, query, candidates, top_k)
+
+    def ask(self, question: str, **options: Any) -> Answer:
+        """Answer ``question`` with citations from this pipeline's results; options as ``winnow.answer.ask``.
+
+        With ``llm=ChatClient(...)`` a chat model writes it, else the best source sentences are quoted.
+        """
+        from winnow.answer.ask import ask
+
+        return ask(self, question, **options)
+
+
+def _field(result: PipelineResult, key: str) -> Any:
+    """A signal input (updated_at, authority) from the metadata, else from the candidate itself."""
+    if key in result.metadata:
+        return result.metadata[key]
+    if isinstance(result.candidate, Mapping):
+        return result.candidate.get(key)
+    return getattr(result.candidate, key, None)
 
 
 def _check_sizes(candidates: int, top_k: int) -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from winnow.cli import eval_command, index_command, rerank_command, train_command
+from winnow.cli import (
+    ask_command,
+    calibrate_command,
+    eval_command,
+    index_command,
+    rerank_command,
+    train_command,
+)
 from winnow.cli.app import app
 
 app.command("rerank")(rerank_command.rerank)
@@ -13,6 +20,8 @@ app.command("delete")(index_command.delete)
 app.command("demo")(index_command.demo)
 app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_dataset)
+app.command("ask")(ask_command.ask)
+app.command("calibrate")(calibrate_command.calibrate)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from winnow.rerank.cache import CachedScore, ScoreCache
 from winnow.rerank.documents import check_query, document_texts
 from winnow.rerank.encoding import encode_pairs
 from winnow.rerank.results import Ranking, RerankResult
+from winnow.signals.calibration import Calibrator, find_calibrator
 
 DEFAULT_RERANKER = "winnow-minilm-l6"
 WINDOW_AGGREGATES = ("max", "mean")
@@ -44,6 +45,8 @@ class Reranker:
     every cut is reported. With ``windows=True`` long documents are scored in overlapping windows
     instead, aggregated by ``window_aggregate``, and each result carries the best window's span.
     ``batch_tokens`` is the padded token budget of one forward pass.
+    ``calibrator`` turns logits into probabilities; by default the model's saved calibration (see
+    ``winnow calibrate``) when there is one, else the model's own sigmoid.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Reranker:
         max_windows: int = 32,
         window_aggregate: str = "max",
         cache: ScoreCache | int | None = 20_000,
+        calibrator: Calibrator | None = None,
     ) -> None:
         if max_length < 16:
             raise ValueError(f"max_length must be at least 16 tokens, not {max_length}")
@@ -85,6 +89,8 @@ class Reranker:
         self.max_windows = max_windows
         self.window_aggregate = window_aggregate
         self.cache = cache if isinstance(cache, ScoreCache) else ScoreCache(cache or 0)
+        found = find_calibrator(self.model_dir) if calibrator is None else None
+        self.calibrator: Calibrator | None = calibrator or (found[0] if found else None)
         self._cache_model_key = "|".join(
             map(
                 str,
@@ -126,7 +132,7 @@ class Reranker:
             RerankResult(
                 index=i,
                 score=scored[i].score,
-                probability=scored[i].probability,
+                probability=self._probability(scored[i]),
                 document=documents[i],
                 text=texts[i],
                 truncated=scored[i].truncated,
@@ -208,6 +214,11 @@ class Reranker:
                 scores[pair], probs[pair] = window_scores[rows].mean(), window_probs[rows].mean()
             extras.append((truncated[pair], spans[best]))
         return scores, probs, extras
+
+    def _probability(self, entry: CachedScore) -> float:
+        if self.calibrator is None:
+            return entry.probability
+        return float(self.calibrator.transform(np.array([entry.score]))[0])
 
     def _scores(self, query: str, texts: list[str]) -> tuple[list[CachedScore], int]:
         """Scores for every text, from the cache where possible and the model for the rest,

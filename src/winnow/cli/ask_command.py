@@ -1,0 +1,123 @@
+"""`winnow ask`: answer a question from an index, with numbered sources."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from winnow.cli.index_command import DEFAULT_INDEX, IndexOption, _errors, _reranker, _short_source, _snippet
+
+if TYPE_CHECKING:
+    from winnow.answer import Answer
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    index_dir: IndexOption = DEFAULT_INDEX,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Reranker model.")] = None,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (env WINNOW_LLM_BASE_URL)."
+        ),
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Chat model name (env WINNOW_LLM_MODEL).")] = None,
+    llm_api_key: Annotated[
+        str | None, typer.Option(help="API key (env WINNOW_LLM_API_KEY, else OPENAI_API_KEY).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the chat endpoint.")] = 60.0,
+    retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a retryable failure.")] = 2,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Reranked passages to answer from.")] = 5,
+    candidates: Annotated[int, typer.Option(min=1, help="Stage-1 candidates handed to the reranker.")] = 50,
+    budget: Annotated[int, typer.Option(min=1, help="Token budget of the passages in the prompt.")] = 1500,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Answer \"I don't know\" when no passage's probability reaches this (0 to 1)."),
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option(help="Print the answer as it is generated (--no-stream: at the end).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Answer a question from an index, citing numbered sources.
+
+    With a chat endpoint (options or environment; any OpenAI-compatible provider), a model writes it.
+    Without one, the best-matching sentences of the passages are quoted.
+    If the endpoint fails, the error and the passages are still shown (exit code 1).
+
+    Example:
+
+        winnow ask "why do reads block writes in sqlite?" --index .winnow-index
+
+        WINNOW_LLM_BASE_URL=http://localhost:11434/v1 WINNOW_LLM_MODEL=llama3.1 \\
+            winnow ask "how does TLS 1.3 save a round trip?" --index .winnow-index
+    """
+    from winnow.answer import ChatClient
+    from winnow.answer import ask as ask_question
+    from winnow.pipeline import Pipeline
+    from winnow.retrieve import Index
+
+    with _errors():
+        llm = ChatClient.from_env(
+            base_url=llm_base_url, model=llm_model, api_key=llm_api_key, timeout=timeout, max_retries=retries
+        )
+        if not question.strip():
+            raise ValueError("question is empty: ask something, e.g. winnow ask 'what is BM25?'")
+        streaming = stream and llm is not None and not as_json
+        streamed: list[str] = []
+
+        def write(piece: str) -> None:
+            streamed.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        with Index.open(index_dir) as idx:
+            answer = ask_question(
+                Pipeline(idx, _reranker(model), min_confidence=min_confidence),
+                question,
+                llm=llm,
+                candidates=candidates,
+                top_k=top_k,
+                token_budget=budget,
+                stream=streaming,
+                on_token=write,
+            )
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, default=str))
+    else:
+        if streamed:
+            sys.stdout.write("\n")
+        if not (streamed and answer.mode == "generated"):
+            console.print(escape(answer.text), highlight=False)
+        _print_sources(answer)
+    if answer.error:
+        err_console.print(f"[red]error:[/red] {escape(answer.error)}")
+        raise typer.Exit(1)
+
+
+def _print_sources(answer: Answer) -> None:
+    if not answer.context.passages:
+        return
+    cited = {p.number for p in answer.citations}
+    console.print("\n[bold]Sources[/bold]", highlight=False)
+    for p in answer.context.passages:
+        mark = "*" if p.number in cited else " "
+        where = _short_source(p.source or p.doc_id or "")
+        span = f", chars {p.span[0]}-{p.span[1]}" if p.span else ""
+        title = f"{p.title} — " if p.title else ""
+        label = escape(f"{mark}[{p.number}] {title}{where}{span}: {_snippet(p.text, 70)}")
+        console.print(label, highlight=False)
+    t = answer.timings
+    console.print(
+        f"[dim]{answer.mode}; {len(answer.results)} passages, {answer.context.tokens} context tokens; "
+        f"{t.get('total', 0):.0f} ms[/dim]",
+        highlight=False,
+    )
