@@ -11,6 +11,8 @@ import yaml
 
 from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
 
+ARCHITECTURES = ("gated", "classifier")
+
 
 class RecipeError(ValueError):
     """A recipe is invalid; the message names the recipe and the setting."""
@@ -24,12 +26,16 @@ class TrainConfig:
     ``{"beir": "folder", "split": "train", "depth": 30}`` (qrels positives plus BM25 hard negatives).
     Any source may set ``max_queries`` to use only its first queries. ``head_learning_rate`` (default:
     ``learning_rate``) is for the one-logit classifier, which starts from random weights when the base is
-    a plain encoder and learns far too slowly at an encoder's fine-tuning rate.
+    a plain encoder and learns far too slowly at an encoder's fine-tuning rate; the gated model's gates and
+    similarity scale learn at that rate too. ``architecture`` says what a plain (bi-)encoder base becomes:
+    "gated" (``winnow.models.gated_cross_encoder``: starts as the bi-encoder) or "classifier" (a standard
+    ``*ForSequenceClassification`` with a fresh head); a base that is already a cross-encoder continues as is.
     """
 
     data: list[dict[str, Any]]
     output: str = "runs/winnow-cross-encoder"
     base: str = "all-minilm-l6"
+    architecture: str = "gated"
     name: str = ""
     dev: list[dict[str, Any]] = field(default_factory=list)
     loss: str = "listwise"
@@ -77,6 +83,10 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise RecipeError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise RecipeError(
+                f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}"
+            )
         if self.save_dtype not in ("fp16", "fp32", "bf16"):
             raise RecipeError(f"save_dtype must be fp16, bf16 or fp32, not {self.save_dtype!r}")
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from winnow.models import pick_device, pick_dtype, resolve_model
+from winnow.models.gated_cross_encoder import from_bi_encoder
 from winnow.models.hardware import DTYPES
 from winnow.training.config import TrainConfig
 from winnow.training.data import Group, LoadReport, read_beir, read_jsonl
@@ -65,12 +66,26 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
     return groups, reports
 
 
-def load_cross_encoder(base: str):
-    """A one-logit classifier from ``base``: a cross-encoder continues, a plain encoder gets a fresh head."""
+def load_cross_encoder(base: str, architecture: str = "gated"):
+    """A one-logit cross-encoder from ``base`` and its tokenizer.
+
+    A cross-encoder continues as it is; a plain encoder (a bi-encoder such as all-MiniLM-L6-v2) becomes
+    a ``GatedBertForSequenceClassification`` that starts as that bi-encoder, or, with
+    ``architecture="classifier"``, a standard classifier with a fresh head.
+    """
     path = resolve_model(base)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    is_cross_encoder = any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+    if architecture == "gated" and not is_cross_encoder:
+        return from_bi_encoder(str(path)), tokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     return model, tokenizer
+
+
+def _learns_from_scratch(name: str) -> bool:
+    """Parameters that start at a fixed value rather than from pretraining, trained at the head's rate."""
+    return name.startswith(("classifier.", "similarity_")) or name.endswith("cross_gate")
 
 
 def sample_group(group: Group, negatives: int, rng: random.Random) -> list[str]:
@@ -156,7 +171,9 @@ class Trainer:
             torch.set_num_threads(config.threads)
         _seed_everything(config.seed)
         checkpoint = self._find_checkpoint()
-        model, tokenizer = load_cross_encoder(str(checkpoint) if checkpoint else config.base)
+        model, tokenizer = load_cross_encoder(
+            str(checkpoint) if checkpoint else config.base, config.architecture
+        )
         model.to(self.device).train()
         if config.freeze_embeddings:
             model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -178,7 +195,7 @@ class Trainer:
         if config.max_steps:
             total = min(total, config.max_steps)
         params = [p for p in model.parameters() if p.requires_grad]
-        head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("classifier.")]
+        head = [p for n, p in model.named_parameters() if p.requires_grad and _learns_from_scratch(n)]
         body = [p for p in params if all(p is not h for h in head)]
         optimizer = torch.optim.AdamW(
             [{"params": body}, {"params": head, "lr": config.head_learning_rate or config.learning_rate}],

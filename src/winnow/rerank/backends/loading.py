@@ -31,6 +31,8 @@ def load_sequence_classifier(model_dir: Path, dtype: torch.dtype = torch.float32
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    import winnow.models.gated_cross_encoder  # noqa: F401  (registers Winnow's gated architecture)
+
     check_cross_encoder(model_dir)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()

@@ -1,0 +1,282 @@
+"""A cross-encoder that starts out as its bi-encoder and learns how much query and passage should interact.
+
+A cross-encoder made from a bi-encoder's weights with a fresh classification head starts from nothing:
+the head has never seen a relevance label, and a few thousand training queries on a CPU do not teach
+it what the bi-encoder learned from a billion pairs. This model keeps that knowledge from step 0.
+
+It reads the usual pair input ``[CLS] query [SEP] passage [SEP]`` in one pass. In every attention head,
+the attention weights are a mix of two softmaxes over the same scores: one restricted to the token's
+own segment (query tokens see only the query, passage tokens only the passage: exactly how the
+bi-encoder encodes them apart) and one over the whole pair (a plain cross-encoder). A gate per layer
+and head, initialised at 0, sets the mix. Passage positions restart after the query and every token
+uses segment embedding 0, as in the bi-encoder. The score is
+
+    logit = scale * cos(mean(query tokens), mean(passage tokens)) + bias + head(pooled [CLS])
+
+with the head initialised at 0, so before training the logit ranks passages exactly as the
+bi-encoder's cosine does (up to the passage's missing [CLS] token). Training opens the gates and
+trains the head only as far as the labels support it; a development split shows whether it helped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+MODEL_TYPE = "winnow-gated-bert"
+
+
+class GatedCrossEncoderConfig(BertConfig):
+    """BERT's configuration plus the initial similarity scale and bias of the bi-encoder term."""
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self, similarity_scale: float = 20.0, similarity_bias: float = -8.0, cls_token_id: int = 101, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cls_token_id = cls_token_id
+        self.similarity_scale = similarity_scale
+        self.similarity_bias = similarity_bias
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        segment = self.token_type_embeddings.weight[0]
+        hidden = self.word_embeddings(input_ids) + self.position_embeddings(position_ids) + segment
+        return self.dropout(self.LayerNorm(hidden))
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        # How far each head looks across the query/passage boundary: 0 = bi-encoder, 1 = cross-encoder.
+        self.cross_gate = nn.Parameter(torch.zeros(self.heads))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.heads, self.head_size).transpose(1, 2)
+
+    def forward(
+        self, hidden: torch.Tensor, full_mask: torch.Tensor, segment_mask: torch.Tensor
+    ) -> torch.Tensor:
+        q, k, v = (
+            self._split(self.query(hidden)),
+            self._split(self.key(hidden)),
+            self._split(self.value(hidden)),
+        )
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_size)
+        within = torch.softmax(scores + segment_mask, dim=-1)
+        across = torch.softmax(scores + full_mask, dim=-1)
+        gate = self.cross_gate.clamp(0.0, 1.0).to(scores.dtype).view(1, -1, 1, 1)
+        weights = self.dropout(within + gate * (across - within))
+        context = (weights @ v).transpose(1, 2)
+        return context.reshape(hidden.shape)
+
+
+class _Output(nn.Module):
+    """Dense, dropout, residual, LayerNorm: BERT's ``*.output`` block."""
+
+    def __init__(self, inner: int, hidden: int, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(inner, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class _Attention(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.self = _SelfAttention(config)
+        self.output = _Output(config.hidden_size, config.hidden_size, config)
+
+
+class _Intermediate(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+
+class _Layer(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.attention = _Attention(config)
+        self.intermediate = _Intermediate(config)
+        self.output = _Output(config.intermediate_size, config.hidden_size, config)
+
+    def forward(
+        self, hidden: torch.Tensor, full_mask: torch.Tensor, segment_mask: torch.Tensor
+    ) -> torch.Tensor:
+        attended = self.attention.output(self.attention.self(hidden, full_mask, segment_mask), hidden)
+        inner = nn.functional.gelu(self.intermediate.dense(attended))
+        return self.output(inner, attended)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+
+
+class _Pooler(nn.Module):
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+
+class _Bert(nn.Module):
+    """BERT's modules under BERT's parameter names, so a bi-encoder's weights load unchanged."""
+
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__()
+        self.embeddings = _Embeddings(config)
+        self.encoder = _Encoder(config)
+        self.pooler = _Pooler(config)
+
+
+class GatedBertForSequenceClassification(PreTrainedModel):
+    """One logit per (query, passage) pair; see the module docstring for how it starts as a bi-encoder."""
+
+    config_class = GatedCrossEncoderConfig
+    base_model_prefix = "bert"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: GatedCrossEncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = _Bert(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.similarity_scale = nn.Parameter(torch.tensor(float(config.similarity_scale)))
+        self.similarity_bias = nn.Parameter(torch.tensor(float(config.similarity_bias)))
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Fresh parts only: the head and gates start at 0 (everything else comes from the bi-encoder)."""
+        if module is self.classifier:
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, _SelfAttention):
+            nn.init.zeros_(module.cross_gate)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def _give_passage_its_cls(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Insert a [CLS] token where each row's passage starts.
+
+        The bi-encoder always saw a [CLS] at position 0, and its passage representation depends on it
+        (without it, cosine to the true embedding drops to about 0.5), so the passage gets its own.
+        """
+        length = input_ids.shape[1]
+        # Query tokens come first and padding last (BERT tokenizers pad on the right).
+        start = ((token_type_ids == 0) & attention_mask.bool()).long().sum(dim=1, keepdim=True)
+        slots = torch.arange(length + 1, device=input_ids.device).expand(input_ids.shape[0], -1)
+        source = torch.where(slots < start, slots, slots - 1).clamp(min=0, max=length - 1)
+        inserted = slots == start
+        cls_id = torch.full_like(source, self.config.cls_token_id)
+        input_ids = torch.where(inserted, cls_id, input_ids.gather(1, source))
+        attention_mask = torch.where(inserted, 1, attention_mask.gather(1, source))
+        token_type_ids = torch.where(inserted, 1, token_type_ids.gather(1, source))
+        return input_ids, attention_mask, token_type_ids
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **_: object,
+    ) -> SequenceClassifierOutput:
+        if token_type_ids is None:
+            raise ValueError("this model needs token_type_ids to tell the query from the passage")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        input_ids, attention_mask, token_type_ids = self._give_passage_its_cls(
+            input_ids, attention_mask, token_type_ids
+        )
+        present = attention_mask.bool()
+        passage = token_type_ids.bool() & present
+        query = ~token_type_ids.bool() & present
+        # Passage positions restart at 0 (its own [CLS]), as if it were encoded alone.
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        positions = torch.where(passage, torch.cumsum(passage.long(), dim=1) - 1, positions)
+
+        hidden = self.bert.embeddings(input_ids, positions)
+        lowest = torch.finfo(hidden.dtype).min
+        full_mask = torch.where(present[:, None, None, :], 0.0, lowest).to(hidden.dtype)
+        same_segment = (passage[:, :, None] == passage[:, None, :]) & present[:, None, :]
+        segment_mask = torch.where(same_segment[:, None], 0.0, lowest).to(hidden.dtype)
+        for layer in self.bert.encoder.layer:
+            hidden = layer(hidden, full_mask, segment_mask)
+
+        def mean(mask: torch.Tensor) -> torch.Tensor:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+        similarity = nn.functional.cosine_similarity(mean(query).float(), mean(passage).float(), dim=-1)
+        pooled = torch.tanh(self.bert.pooler.dense(hidden[:, 0]))
+        head = self.classifier(pooled).float().squeeze(-1)
+        logits = self.similarity_scale * similarity + self.similarity_bias + head
+        return SequenceClassifierOutput(logits=logits.unsqueeze(-1))
+
+
+def from_bi_encoder(bi_encoder_dir: str, **config_overrides: float) -> GatedBertForSequenceClassification:
+    """A gated cross-encoder holding a BERT bi-encoder's weights (e.g. all-MiniLM-L6-v2's ``BertModel``)."""
+    base = BertConfig.from_pretrained(bi_encoder_dir)
+    config = GatedCrossEncoderConfig(**base.to_diff_dict() | config_overrides)
+    config.model_type = MODEL_TYPE
+    config.architectures = ["GatedBertForSequenceClassification"]
+    config.num_labels = 1
+    model = GatedBertForSequenceClassification(config)
+    from safetensors.torch import load_file
+
+    weights = load_file(f"{bi_encoder_dir}/model.safetensors")
+    weights = {k if k.startswith("bert.") else f"bert.{k}": v for k, v in weights.items()}
+    weights = {k: v for k, v in weights.items() if "position_ids" not in k}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    fresh = {"classifier.weight", "classifier.bias", "similarity_scale", "similarity_bias"}
+    missing = [k for k in missing if k not in fresh and not k.endswith("cross_gate")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{bi_encoder_dir} does not hold BERT weights this model can start from "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    return model
+
+
+# Importing this module lets transformers' Auto classes load saved models of this type.
+AutoConfig.register(MODEL_TYPE, GatedCrossEncoderConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    GatedCrossEncoderConfig, GatedBertForSequenceClassification, exist_ok=True
+)
