@@ -68,6 +68,7 @@ def grouped_file(tmp_path: Path) -> Path:
 def config(encoder: Path, data: Path, output: Path, **settings) -> TrainConfig:
     values = dict(
         base=str(encoder),
+        architecture="classifier",
         data=[{"path": str(data)}],
         output=str(output),
         negatives=2,
@@ -86,7 +87,11 @@ def config(encoder: Path, data: Path, output: Path, **settings) -> TrainConfig:
 
 
 def listwise_loss(model_dir: Path, data: Path) -> float:
-    model, tokenizer = load_cross_encoder(str(model_dir))
+    return listwise_loss_of(load_cross_encoder(str(model_dir)), data)
+
+
+def listwise_loss_of(loaded: tuple, data: Path) -> float:
+    model, tokenizer = loaded
     model.eval()
     groups, _ = read_jsonl(data)
     with torch.no_grad():
@@ -147,21 +152,50 @@ def test_interrupted_run_resumes_to_the_same_weights(
 
 
 @pytest.mark.slow
-def test_saved_fp16_model_loads_as_a_plain_cross_encoder(
-    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("architecture", "saved_as"),
+    [("classifier", "BertForSequenceClassification"), ("gated", "GatedBertForSequenceClassification")],
+)
+def test_saved_fp16_model_loads_as_a_cross_encoder(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path, architecture: str, saved_as: str
 ) -> None:
     from transformers import AutoConfig
 
+    from winnow import Reranker
+
     result = train(
         config(
-            tiny_encoder, grouped_file, tmp_path / "run", epochs=1, save_dtype="fp16", checkpoint_every=100
+            tiny_encoder,
+            grouped_file,
+            tmp_path / "run",
+            architecture=architecture,
+            epochs=1,
+            save_dtype="fp16",
+            checkpoint_every=100,
         ),
         progress=False,
     )
     weights = load_file(result.model_dir / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.float16}
     loaded = AutoConfig.from_pretrained(result.model_dir)
-    assert loaded.num_labels == 1 and loaded.architectures == ["BertForSequenceClassification"]
+    assert loaded.num_labels == 1 and loaded.architectures == [saved_as]
+    ranking = Reranker(str(result.model_dir), cache=0).rerank(QUESTIONS[0][0], [QUESTIONS[0][1]])
+    assert len(ranking) == 1
+
+
+@pytest.mark.slow
+def test_gated_training_opens_the_gates_and_lowers_the_loss(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    before = listwise_loss_of(load_cross_encoder(str(tiny_encoder), "gated"), grouped_file)
+    result = train(
+        config(tiny_encoder, grouped_file, tmp_path / "run", architecture="gated", checkpoint_every=100),
+        progress=False,
+    )
+    model, _ = load_cross_encoder(str(result.model_dir))
+    gates = torch.cat([layer.attention.self.cross_gate for layer in model.bert.encoder.layer])
+    assert gates.max() > 0
+    assert listwise_loss(result.model_dir, grouped_file) < before
 
 
 def test_unloadable_base_raises_the_model_loader_error(grouped_file: Path, tmp_path: Path) -> None:
@@ -186,3 +220,40 @@ def test_cli_reports_malformed_data_with_file_and_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--data", str(bad), "--output", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert f"{bad}:2: not valid JSON" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_interpolated_model_lies_halfway_between_start_and_tuned(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    settings = dict(architecture="gated", checkpoint_every=100, epochs=2)
+    tuned = train(config(tiny_encoder, grouped_file, tmp_path / "tuned", **settings), progress=False)
+    merged = train(
+        config(tiny_encoder, grouped_file, tmp_path / "merged", interpolation=0.5, **settings), progress=False
+    )
+    start, _ = load_cross_encoder(str(tiny_encoder), "gated")
+    start_weights = start.state_dict()
+    a = load_file(tuned.model_dir / "model.safetensors")
+    b = load_file(merged.model_dir / "model.safetensors")
+    gate = "bert.encoder.layer.0.attention.self.cross_gate"
+    assert a[gate].abs().max() > 0
+    for name in (gate, "bert.encoder.layer.1.output.dense.weight", "classifier.weight"):
+        torch.testing.assert_close(b[name], (start_weights[name] + a[name]) / 2, rtol=0, atol=1e-6)
+
+
+def test_interpolate_weights_is_a_weighted_average() -> None:
+    from winnow.training.trainer import interpolate_weights
+
+    start, tuned = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    expected = 0.25 * start.weight.detach() + 0.75 * tuned.weight.detach()
+    interpolate_weights(start, tuned, 0.75)
+    torch.testing.assert_close(tuned.weight.detach(), expected)
+
+
+def test_interpolation_needs_a_start_that_scores_pairs(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="interpolation"):
+        train(config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.5), progress=False)
+    with pytest.raises(RecipeError, match="interpolation"):
+        config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.0)

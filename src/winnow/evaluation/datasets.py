@@ -8,7 +8,6 @@ raise ``DatasetError`` naming the file, the line and the field.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from winnow.errors import WinnowError
+from winnow.jsonl import iter_json_objects
 
 Qrels = dict[str, dict[str, int]]
 Candidates = dict[str, list[tuple[str, float]]]
@@ -74,14 +74,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        yield number, record
+    return iter_json_objects(_require(path), DatasetError)
 
 
 def _field(record: dict[str, Any], names: tuple[str, ...], path: Path, number: int) -> str:

@@ -73,6 +73,7 @@ class _SelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.implementation = config._attn_implementation or "eager"
         # How far each head looks across the query/passage boundary: 0 = bi-encoder, 1 = cross-encoder.
         self.cross_gate = nn.Parameter(torch.zeros(self.heads))
 
@@ -88,13 +89,24 @@ class _SelfAttention(nn.Module):
             self._split(self.key(hidden)),
             self._split(self.value(hidden)),
         )
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_size)
-        within = torch.softmax(scores + segment_mask, dim=-1)
-        across = torch.softmax(scores + full_mask, dim=-1)
-        gate = self.cross_gate.clamp(0.0, 1.0).to(scores.dtype).view(1, -1, 1, 1)
-        weights = self.dropout(within + gate * (across - within))
-        context = (weights @ v).transpose(1, 2)
-        return context.reshape(hidden.shape)
+        # The forward pass uses the gate clamped to [0, 1]; the gradient passes straight through the clamp,
+        # so a gate pushed below 0 early in training can still open later (a plain clamp would kill it).
+        raw = self.cross_gate
+        gate = (raw + (raw.clamp(0.0, 1.0) - raw).detach()).to(q.dtype).view(1, -1, 1, 1)
+        if self.implementation == "sdpa":
+            # (within + g * (across - within)) @ v == within @ v + g * (across @ v - within @ v): two fused
+            # attention calls, and only one at inference while every gate of the layer is shut.
+            p = self.dropout.p if self.training else 0.0
+            attend = nn.functional.scaled_dot_product_attention
+            context = attend(q, k, v, attn_mask=segment_mask, dropout_p=p)
+            if self.training or bool((gate > 0).any()):
+                context = context + gate * (attend(q, k, v, attn_mask=full_mask, dropout_p=p) - context)
+        else:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_size)
+            within = torch.softmax(scores + segment_mask, dim=-1)
+            across = torch.softmax(scores + full_mask, dim=-1)
+            context = self.dropout(within + gate * (across - within)) @ v
+        return context.transpose(1, 2).reshape(hidden.shape)
 
 
 class _Output(nn.Module):
@@ -165,6 +177,7 @@ class GatedBertForSequenceClassification(PreTrainedModel):
 
     config_class = GatedCrossEncoderConfig
     base_model_prefix = "bert"
+    _supports_sdpa = True
     main_input_name = "input_ids"
 
     def __init__(self, config: GatedCrossEncoderConfig) -> None:

@@ -7,7 +7,6 @@ through the evaluation score cache, so fitting again (or another method) does no
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from winnow.evaluation.scorers import Scorer
+from winnow.jsonl import iter_json_objects
 
 
 @dataclass(slots=True)
@@ -108,27 +108,18 @@ def pairs_scores(path: str | os.PathLike[str], scorer: Scorer, progress: bool = 
     grouped: dict[str, tuple[str, list[str], list[float]]] = {}
     if not path.is_file():
         raise FileNotFoundError(f"pairs file not found: {path}")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            for name in ("query", "passage"):
-                if not isinstance(row.get(name), str) or not row[name].strip():
-                    raise ValueError(f"{where}: field {name!r} must be a non-empty string")
-            label = row.get("label")
-            if isinstance(label, bool) or not isinstance(label, int | float) or label < 0:
-                raise ValueError(f"{where}: field 'label' must be 0/1 or a non-negative grade, got {label!r}")
-            query_id = str(row.get("qid", row["query"]))
-            entry = grouped.setdefault(query_id, (row["query"], [], []))
-            entry[1].append(row["passage"])
-            entry[2].append(1.0 if label > 0 else 0.0)
+    for number, row in iter_json_objects(path):
+        where = f"{path}:{number}"
+        for name in ("query", "passage"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise ValueError(f"{where}: field {name!r} must be a non-empty string")
+        label = row.get("label")
+        if isinstance(label, bool) or not isinstance(label, int | float) or label < 0:
+            raise ValueError(f"{where}: field 'label' must be 0/1 or a non-negative grade, got {label!r}")
+        query_id = str(row.get("qid", row["query"]))
+        entry = grouped.setdefault(query_id, (row["query"], [], []))
+        entry[1].append(row["passage"])
+        entry[2].append(1.0 if label > 0 else 0.0)
     if not grouped:
         raise ValueError(f"{path}: holds no labelled pairs")
     out = LabelledScores()

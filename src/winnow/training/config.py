@@ -30,6 +30,8 @@ class TrainConfig:
     similarity scale learn at that rate too. ``architecture`` says what a plain (bi-)encoder base becomes:
     "gated" (``winnow.models.gated_cross_encoder``: starts as the bi-encoder) or "classifier" (a standard
     ``*ForSequenceClassification`` with a fresh head); a base that is already a cross-encoder continues as is.
+    ``interpolation`` below 1 makes the final model ``(1 - w) * start + w * best`` (WiSE-FT weight averaging):
+    a small fine-tuning set then adds its domain without wiping out what the start knew.
     """
 
     data: list[dict[str, Any]]
@@ -58,6 +60,7 @@ class TrainConfig:
     device: str | None = None
     dtype: str | None = None
     save_dtype: str = "fp16"
+    interpolation: float = 1.0
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -87,6 +90,8 @@ class TrainConfig:
             raise RecipeError(
                 f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}"
             )
+        if not 0.0 < self.interpolation <= 1.0:
+            raise RecipeError(f"interpolation must be in (0, 1], not {self.interpolation!r}")
         if self.save_dtype not in ("fp16", "fp32", "bf16"):
             raise RecipeError(f"save_dtype must be fp16, bf16 or fp32, not {self.save_dtype!r}")
 

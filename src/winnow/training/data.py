@@ -7,11 +7,12 @@ that cannot be trained on (no positive) are skipped and counted, never silently 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from winnow.jsonl import iter_json_objects
 
 
 class TrainingDataError(ValueError):
@@ -69,20 +70,7 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Parse a jsonl file into (``file:line``, object) pairs; blank lines are allowed."""
     if not path.is_file():
         raise FileNotFoundError(f"training file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TrainingDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            rows.append((where, row))
-    return rows
+    return [(f"{path}:{number}", row) for number, row in iter_json_objects(path, TrainingDataError)]
 
 
 def read_jsonl(path: str | Path, require_negatives: bool = False) -> tuple[list[Group], LoadReport]:

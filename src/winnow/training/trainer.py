@@ -75,12 +75,30 @@ def load_cross_encoder(base: str, architecture: str = "gated"):
     """
     path = resolve_model(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    is_cross_encoder = any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
-    if architecture == "gated" and not is_cross_encoder:
+    if architecture == "gated" and not is_cross_encoder(path):
         return from_bi_encoder(str(path)), tokenizer
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     return model, tokenizer
+
+
+def is_cross_encoder(model_dir: Path) -> bool:
+    """Whether the folder holds a pair scorer (a ``*ForSequenceClassification``), not a bare encoder."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def interpolate_weights(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -> None:
+    """Set ``tuned``'s weights to ``(1 - weight) * start + weight * tuned``, in place (WiSE-FT).
+
+    Averaging a fine-tuned model with its start keeps most of the in-domain gain and much of what the
+    start knew about everything else, which a small fine-tuning set otherwise erodes (Wortsman et al.,
+    "Robust fine-tuning of zero-shot models", 2022).
+    """
+    start_weights = start.state_dict()
+    with torch.no_grad():
+        for name, tensor in tuned.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_((1.0 - weight) * start_weights[name].to(tensor) + weight * tensor)
 
 
 def _learns_from_scratch(name: str) -> bool:
@@ -171,6 +189,13 @@ class Trainer:
             torch.set_num_threads(config.threads)
         _seed_everything(config.seed)
         checkpoint = self._find_checkpoint()
+        if config.interpolation < 1 and not (
+            config.architecture == "gated" or is_cross_encoder(resolve_model(config.base))
+        ):
+            raise ValueError(
+                "interpolation < 1 averages the result with its start, which needs a start that already "
+                "scores pairs: architecture 'gated' or a cross-encoder base, not a fresh classifier head"
+            )
         model, tokenizer = load_cross_encoder(
             str(checkpoint) if checkpoint else config.base, config.architecture
         )
@@ -223,6 +248,14 @@ class Trainer:
             disable=not progress,
             dynamic_ncols=True,
         )
+        if dev_groups and state["step"] == 0:
+            # The starting point is a candidate too: a run that only makes the dev set worse ships its start.
+            metrics = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
+            tqdm.write(f"step 0: dev nDCG@10 {metrics['ndcg@10']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": 0, **metrics}) + "\n")
+            state.update(best=metrics["ndcg@10"], best_step=0)
+            self._save_model(model, tokenizer, self.output / "best", config.save_dtype)
         stopped_early = state["bad_evals"] >= config.patience
         paused = False
         session_start = time.monotonic()
@@ -296,11 +329,16 @@ class Trainer:
 
         final = self.output / "model"
         if state["best_step"] is not None:
-            if final.exists():
-                shutil.rmtree(final)
-            shutil.copytree(self.output / "best", final)
-        else:
-            self._save_model(model, tokenizer, final, config.save_dtype)
+            best = self.output / "best"
+            model = AutoModelForSequenceClassification.from_pretrained(best, dtype=torch.float32)
+        merged_dev = None
+        if config.interpolation < 1:
+            start, _ = load_cross_encoder(config.base, config.architecture)
+            interpolate_weights(start, model, config.interpolation)
+            if dev_groups:
+                merged_dev = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
+                tqdm.write(f"interpolated with the start ({config.interpolation}): dev {merged_dev}")
+        self._save_model(model, tokenizer, final, config.save_dtype)
         summary = {
             "config": config.to_dict(),
             "data": [str(r) for r in reports],
@@ -308,6 +346,7 @@ class Trainer:
             "steps": state["step"],
             "best_step": state["best_step"],
             "dev_ndcg@10": state["best"],
+            "interpolated_dev": merged_dev,
             "stopped_early": stopped_early,
             "train_seconds": round(state["seconds"], 1),
             "device": self.device,

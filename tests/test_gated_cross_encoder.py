@@ -1,0 +1,136 @@
+"""The gated cross-encoder starts as its bi-encoder: same ranking, same scores, loads in Winnow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from winnow import Reranker
+from winnow.models.gated_cross_encoder import GatedBertForSequenceClassification, from_bi_encoder
+
+QUERY = "how do tides work"
+PASSAGES = [
+    "Tides are caused by the gravitational pull of the moon and the sun on the oceans.",
+    "The stock market fell sharply on Tuesday after the bank raised interest rates again.",
+    "Ocean water rises and falls twice a day because of lunar gravity.",
+    "Tides.",
+]
+
+
+@pytest.fixture(scope="module")
+def bi_encoder_dir() -> Path:
+    from winnow.models import resolve_model
+
+    return resolve_model("all-minilm-l6")
+
+
+@pytest.fixture(scope="module")
+def gated_dir(bi_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoTokenizer
+
+    target = tmp_path_factory.mktemp("gated")
+    from_bi_encoder(str(bi_encoder_dir)).save_pretrained(target)
+    AutoTokenizer.from_pretrained(bi_encoder_dir).save_pretrained(target)
+    return target
+
+
+def bi_encoder_cosines(bi_encoder_dir: Path) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(bi_encoder_dir), device="cpu")
+    vectors = model.encode([QUERY, *PASSAGES], normalize_embeddings=True)
+    return vectors[1:] @ vectors[0]
+
+
+def test_untrained_model_scores_exactly_as_the_bi_encoder(bi_encoder_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    model = from_bi_encoder(str(bi_encoder_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(bi_encoder_dir)
+    # One padded batch of passages of very different lengths: the passage's own [CLS] and positions
+    # must land in the right place in every row.
+    batch = tokenizer([QUERY] * len(PASSAGES), PASSAGES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits.squeeze(-1).numpy()
+    config = model.config
+    expected = config.similarity_scale * bi_encoder_cosines(bi_encoder_dir) + config.similarity_bias
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_reranker_loads_the_saved_model_and_keeps_the_bi_encoder_order(
+    gated_dir: Path, bi_encoder_dir: Path
+) -> None:
+    reranker = Reranker(str(gated_dir), backend="torch", dtype="fp32", cache=0)
+    assert isinstance(reranker.backend.model, GatedBertForSequenceClassification)
+    ranking = reranker.rerank(QUERY, PASSAGES)
+    expected_order = list(np.argsort(-bi_encoder_cosines(bi_encoder_dir), kind="stable"))
+    assert [r.index for r in ranking] == expected_order
+    for result in ranking:
+        assert result.probability == pytest.approx(1 / (1 + np.exp(-result.score)), abs=1e-6)
+
+
+def test_bf16_keeps_the_fp32_order(gated_dir: Path) -> None:
+    fp32 = Reranker(str(gated_dir), backend="torch", dtype="fp32", cache=0).rerank(QUERY, PASSAGES)
+    bf16 = Reranker(str(gated_dir), backend="torch", dtype="bf16", cache=0).rerank(QUERY, PASSAGES)
+    assert [r.index for r in bf16] == [r.index for r in fp32]
+
+
+def test_onnx_export_agrees_with_torch(gated_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path))
+    torch_scores = Reranker(str(gated_dir), backend="torch", dtype="fp32", cache=0).score(
+        [(QUERY, p) for p in PASSAGES]
+    )
+    onnx_scores = Reranker(str(gated_dir), backend="onnx", cache=0).score([(QUERY, p) for p in PASSAGES])
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-3)
+
+
+def test_a_base_without_bert_weights_is_refused(tmp_path: Path, bi_encoder_dir: Path) -> None:
+    import shutil
+
+    shutil.copy(bi_encoder_dir / "config.json", tmp_path / "config.json")
+    from safetensors.torch import save_file
+
+    save_file({"unrelated.weight": torch.zeros(2)}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="does not hold BERT weights"):
+        from_bi_encoder(str(tmp_path))
+
+
+def test_fused_attention_equals_the_explicit_mix_once_gates_open(gated_dir: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gated_dir)
+    batch = tokenizer([QUERY] * len(PASSAGES), PASSAGES, padding=True, return_tensors="pt")
+    logits = {}
+    for implementation in ("eager", "sdpa"):
+        model = AutoModelForSequenceClassification.from_pretrained(
+            gated_dir, attn_implementation=implementation
+        ).eval()
+        with torch.no_grad():
+            logits[f"{implementation} shut"] = model(**batch).logits
+            for layer in model.bert.encoder.layer:
+                heads = model.config.num_attention_heads
+                layer.attention.self.cross_gate.copy_(torch.linspace(0.0, 1.0, heads))
+            logits[implementation] = model(**batch).logits
+    torch.testing.assert_close(logits["sdpa"], logits["eager"], atol=1e-4, rtol=1e-4)
+    # Open gates really let the query and passage attend to each other: the scores move.
+    assert (logits["sdpa"] - logits["sdpa shut"]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_shut_and_negative_gates_still_get_a_gradient(gated_dir: Path, implementation: str) -> None:
+    """Training must be able to open a gate that starts at 0, or that was pushed below 0 on the way."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gated_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(gated_dir, attn_implementation=implementation)
+    model.train()
+    gates = [layer.attention.self.cross_gate for layer in model.bert.encoder.layer]
+    with torch.no_grad():
+        gates[1].fill_(-0.05)
+    batch = tokenizer([QUERY] * len(PASSAGES), PASSAGES, padding=True, return_tensors="pt")
+    model(**batch).logits.sum().backward()
+    for gate in gates:
+        assert gate.grad is not None and gate.grad.abs().max() > 0
