@@ -72,6 +72,15 @@ def test_reranker_loads_the_saved_model_and_keeps_the_bi_encoder_order(
         assert result.probability == pytest.approx(1 / (1 + np.exp(-result.score)), abs=1e-6)
 
 
+def test_full_length_pairs_score_beside_padded_ones(gated_dir: Path) -> None:
+    """A 512-token pair plus the inserted passage [CLS] is one slot longer than the position table."""
+    long_passage = " ".join(["tides rise and fall with the moon"] * 120)
+    reranker = Reranker(str(gated_dir), backend="torch", dtype="fp32", max_length=512, cache=0)
+    together = reranker.score([(QUERY, long_passage), (QUERY, PASSAGES[0])])
+    alone = [reranker.score([(QUERY, text)])[0] for text in (long_passage, PASSAGES[0])]
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
 def test_bf16_keeps_the_fp32_order(gated_dir: Path) -> None:
     fp32 = Reranker(str(gated_dir), backend="torch", dtype="fp32", cache=0).rerank(QUERY, PASSAGES)
     bf16 = Reranker(str(gated_dir), backend="torch", dtype="bf16", cache=0).rerank(QUERY, PASSAGES)

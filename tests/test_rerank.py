@@ -203,6 +203,8 @@ def test_unknown_and_missing_models_name_themselves(minilm_cross_encoder):
         Reranker("no-such-model")
     with pytest.raises(ModelNotFoundError, match=r"some-org/not-downloaded.*huggingface-cli download"):
         Reranker("some-org/not-downloaded")
+    with pytest.raises(ModelNotFoundError, match=r"no model directory at .*runs/missing/model"):
+        Reranker("runs/missing/model")
     from winnow.models import resolve_model
 
     with pytest.raises(ValueError, match="not a cross-encoder"):

@@ -244,6 +244,9 @@ class GatedBertForSequenceClassification(PreTrainedModel):
         # Passage positions restart at 0 (its own [CLS]), as if it were encoded alone.
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         positions = torch.where(passage, torch.cumsum(passage.long(), dim=1) - 1, positions)
+        # Padding keeps position 0: with the inserted [CLS] a full-length row is one slot longer than the
+        # position table, and only padding can sit in that last slot.
+        positions = torch.where(present, positions, 0)
 
         hidden = self.bert.embeddings(input_ids, positions)
         lowest = torch.finfo(hidden.dtype).min

@@ -94,6 +94,11 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
         return _bundled_model_dir(target.removeprefix("bundled:"))
     if target.startswith("pkg:"):
         return _package_model_dir(target.removeprefix("pkg:"))
+    if target.count("/") > 1 or (target == text and Path(text.split("/")[0]).is_dir()):
+        raise ModelNotFoundError(
+            f"no model directory at {path.resolve()} (a Hugging Face id is 'org/name'; "
+            "a local model is a folder with config.json)"
+        )
     if "/" not in target or text.startswith((".", "/", "~")):
         known = ", ".join(sorted(k for k in KNOWN_MODELS if "/" not in k))
         raise ModelNotFoundError(
