@@ -257,3 +257,50 @@ def test_interpolation_needs_a_start_that_scores_pairs(
         train(config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.5), progress=False)
     with pytest.raises(RecipeError, match="interpolation"):
         config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.0)
+
+
+def test_a_student_keeps_only_the_first_layers(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    model, _ = load_cross_encoder(str(tiny_encoder), "gated", layers=1)
+    assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
+    with pytest.raises(ValueError, match="between 1 and the model's 2 layers"):
+        load_cross_encoder(str(tiny_encoder), "gated", layers=3)
+    with pytest.raises(RecipeError, match="layers"):
+        config(tiny_encoder, grouped_file, tmp_path / "run", layers=0)
+
+
+def kl_to_teacher(student: tuple, teacher: tuple, data: Path) -> float:
+    from winnow.training.losses import kl_distillation
+
+    groups, _ = read_jsonl(data)
+    rows = [[g.query, g.positives[0], *g.negatives] for g in groups]
+
+    def scores(loaded: tuple) -> torch.Tensor:
+        model, tokenizer = loaded
+        model.eval()
+        encoded = tokenizer(
+            [r[0] for r in rows for _ in r[1:]],
+            [p for r in rows for p in r[1:]],
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            return model(**encoded).logits.float().view(len(rows), -1)
+
+    return kl_distillation(scores(student), scores(teacher)).item()
+
+
+@pytest.mark.slow
+def test_distilled_student_has_one_layer_and_follows_its_teacher(grouped_file: Path, tmp_path: Path) -> None:
+    from transformers import AutoConfig
+
+    teacher = load_cross_encoder("winnow-minilm-l6")
+    before = kl_to_teacher(load_cross_encoder("winnow-minilm-l6", layers=1), teacher, grouped_file)
+    settings = dict(layers=1, teacher="winnow-minilm-l6", loss="kl", checkpoint_every=100, learning_rate=3e-4)
+    result = train(
+        config(Path("winnow-minilm-l6"), grouped_file, tmp_path / "student", **settings), progress=False
+    )
+    assert AutoConfig.from_pretrained(result.model_dir).num_hidden_layers == 1
+    after = kl_to_teacher(load_cross_encoder(str(result.model_dir)), teacher, grouped_file)
+    assert after < before * 0.5

@@ -52,6 +52,9 @@ def train(
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or mps (default: the best there is).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads torch may use.")] = None,
+    layers: Annotated[
+        int | None, typer.Option(min=1, help="Keep only the base's first N layers (a cascade student).")
+    ] = None,
     stop_after: Annotated[
         int | None, typer.Option(min=1, help="End this session after N steps (checkpointed); rerun to go on.")
     ] = None,
@@ -66,6 +69,8 @@ def train(
         winnow train recipes/winnow-minilm-l6.yaml
 
         winnow train --base winnow-minilm-l6 --data mine.jsonl --dev mine_dev.jsonl --output runs/mine
+
+        winnow train recipes/winnow-minilm-l2.yaml   # a 2-layer student distilled from the default
     """
     from winnow.training import RecipeError, TrainConfig, TrainingDataError
     from winnow.training import train as run_training
@@ -90,6 +95,7 @@ def train(
         "seed": seed,
         "device": device,
         "threads": threads,
+        "layers": layers,
     }
     try:
         if recipe is not None:

@@ -32,6 +32,8 @@ class TrainConfig:
     ``*ForSequenceClassification`` with a fresh head); a base that is already a cross-encoder continues as is.
     ``interpolation`` below 1 makes the final model ``(1 - w) * start + w * best`` (WiSE-FT weight averaging):
     a small fine-tuning set then adds its domain without wiping out what the start knew.
+    ``layers`` keeps only the base's first N transformer layers: a smaller, faster student, usually
+    distilled from a ``teacher`` (``loss: kl`` or ``margin_mse``) to prune candidates in a cascade.
     """
 
     data: list[dict[str, Any]]
@@ -61,6 +63,7 @@ class TrainConfig:
     dtype: str | None = None
     save_dtype: str = "fp16"
     interpolation: float = 1.0
+    layers: int | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -90,6 +93,10 @@ class TrainConfig:
             raise RecipeError(
                 f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}"
             )
+        if self.layers is not None and (
+            isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1
+        ):
+            raise RecipeError(f"layers must be a positive number of transformer layers, not {self.layers!r}")
         if not 0.0 < self.interpolation <= 1.0:
             raise RecipeError(f"interpolation must be in (0, 1], not {self.interpolation!r}")
         if self.save_dtype not in ("fp16", "fp32", "bf16"):

@@ -1,7 +1,8 @@
 """Fine-tune a cross-encoder: listwise/pointwise/distillation losses, dev early stopping, checkpoints, resume.
 
-The model stays a plain Hugging Face ``BertForSequenceClassification``-style model with one logit, so what
-comes out loads anywhere (transformers, sentence-transformers ``CrossEncoder``, ONNX export, Winnow).
+What comes out is a Hugging Face model folder with one logit: Winnow's gated cross-encoder (loads in
+transformers once ``winnow.models.gated_cross_encoder`` is imported) or a plain ``*ForSequenceClassification``
+(loads anywhere); both export to ONNX and load in Winnow's ``Reranker``.
 """
 
 from __future__ import annotations
@@ -66,19 +67,36 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
     return groups, reports
 
 
-def load_cross_encoder(base: str, architecture: str = "gated"):
+def load_cross_encoder(base: str, architecture: str = "gated", layers: int | None = None):
     """A one-logit cross-encoder from ``base`` and its tokenizer.
 
     A cross-encoder continues as it is; a plain encoder (a bi-encoder such as all-MiniLM-L6-v2) becomes
     a ``GatedBertForSequenceClassification`` that starts as that bi-encoder, or, with
-    ``architecture="classifier"``, a standard classifier with a fresh head.
+    ``architecture="classifier"``, a standard classifier with a fresh head. ``layers`` keeps only the
+    first N transformer layers (see ``keep_first_layers``).
     """
     path = resolve_model(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if architecture == "gated" and not is_cross_encoder(path):
-        return from_bi_encoder(str(path)), tokenizer
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        model = from_bi_encoder(str(path))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    if layers is not None:
+        keep_first_layers(model, layers)
     return model, tokenizer
+
+
+def keep_first_layers(model: torch.nn.Module, layers: int) -> None:
+    """Drop every transformer layer after the first ``layers``, in place (a student for a cascade).
+
+    The lower layers of a trained cross-encoder are the best start a shallow student can have: embeddings,
+    head and pooler stay, and distillation from the full model teaches the head to read layer N's output.
+    """
+    stack = model.base_model.encoder.layer
+    if not 1 <= layers <= len(stack):
+        raise ValueError(f"layers must be between 1 and the model's {len(stack)} layers, not {layers}")
+    model.base_model.encoder.layer = stack[:layers]
+    model.config.num_hidden_layers = layers
 
 
 def is_cross_encoder(model_dir: Path) -> bool:
@@ -197,14 +215,14 @@ class Trainer:
                 "scores pairs: architecture 'gated' or a cross-encoder base, not a fresh classifier head"
             )
         model, tokenizer = load_cross_encoder(
-            str(checkpoint) if checkpoint else config.base, config.architecture
+            str(checkpoint) if checkpoint else config.base, config.architecture, config.layers
         )
         model.to(self.device).train()
         if config.freeze_embeddings:
             model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
-        teacher = None
-        if config.teacher:
-            teacher, _ = load_cross_encoder(config.teacher)
+        teacher = teacher_tokenizer = None
+        if config.teacher:  # with its own tokenizer: a teacher may come from another model family
+            teacher, teacher_tokenizer = load_cross_encoder(config.teacher)
             teacher.to(self.device).eval()
 
         groups, reports = load_sources(config.data, require_negatives=True)
@@ -270,7 +288,8 @@ class Trainer:
                     scores = self._scores(model, tokenizer, batch)
                     if teacher is not None:
                         with torch.no_grad():
-                            loss = loss_fn(scores, self._scores(teacher, tokenizer, batch))
+                            teacher_scores = self._scores(teacher, teacher_tokenizer, batch)
+                        loss = loss_fn(scores, teacher_scores)
                     else:
                         loss = loss_fn(scores)
                     (loss / config.grad_accumulation).backward()
@@ -333,7 +352,7 @@ class Trainer:
             model = AutoModelForSequenceClassification.from_pretrained(best, dtype=torch.float32)
         merged_dev = None
         if config.interpolation < 1:
-            start, _ = load_cross_encoder(config.base, config.architecture)
+            start, _ = load_cross_encoder(config.base, config.architecture, config.layers)
             interpolate_weights(start, model, config.interpolation)
             if dev_groups:
                 merged_dev = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
