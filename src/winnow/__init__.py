@@ -1,12 +1,13 @@
 """Winnow: two-stage retrieval for RAG. Recall candidates fast, then rerank them with a cross-encoder."""
 
 from winnow.errors import ModelNotFoundError, WinnowError
-from winnow.rerank import DEFAULT_RERANKER, Ranking, Reranker, RerankResult, ScoreCache
+from winnow.rerank import DEFAULT_RERANKER, Cascade, Ranking, Reranker, RerankResult, ScoreCache
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_RERANKER",
+    "Cascade",
     "ModelNotFoundError",
     "Ranking",
     "RerankResult",

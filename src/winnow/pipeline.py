@@ -21,7 +21,7 @@ from winnow.stores.base import CandidateSource
 
 if TYPE_CHECKING:
     from winnow.answer.ask import Answer
-    from winnow.rerank import Reranker
+    from winnow.rerank import Cascade, Reranker
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ def _describe(candidate: Any, position: int) -> dict[str, Any]:
 class Pipeline:
     """Stage 1 (an ``Index``, or any ``CandidateSource`` such as ``QdrantStore``) then stage 2 (``reranker``).
 
-    Either may be None.
+    Either may be None; ``reranker`` may be a ``Cascade`` (a small model prunes, the full one reranks).
     Without an index only ``rerank`` works (bring your own candidates); without a reranker results
     keep their stage-1 order (the ``--no-rerank`` view). ``signals`` blends freshness, authority and
     diversity into the order (the default: pure relevance). ``min_confidence`` in [0, 1] makes the
@@ -145,7 +145,7 @@ class Pipeline:
     def __init__(
         self,
         index: Index | CandidateSource | None,
-        reranker: Reranker | None = None,
+        reranker: Reranker | Cascade | None = None,
         mode: Mode = "hybrid",
         signals: Signals | None = None,
         min_confidence: float | None = None,

@@ -10,7 +10,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from winnow.cli.index_command import DEFAULT_INDEX, IndexOption, _errors, _reranker, _short_source, _snippet
+from winnow.cli.index_command import (
+    DEFAULT_CASCADE_KEEP,
+    DEFAULT_INDEX,
+    CascadeKeepOption,
+    CascadeOption,
+    IndexOption,
+    _errors,
+    _reranker,
+    _short_source,
+    _snippet,
+)
 
 if TYPE_CHECKING:
     from winnow.answer import Answer
@@ -23,6 +33,8 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     index_dir: IndexOption = DEFAULT_INDEX,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Reranker model.")] = None,
+    cascade: CascadeOption = None,
+    cascade_keep: CascadeKeepOption = DEFAULT_CASCADE_KEEP,
     llm_base_url: Annotated[
         str | None,
         typer.Option(
@@ -81,7 +93,7 @@ def ask(
 
         with Index.open(index_dir) as idx:
             answer = ask_question(
-                Pipeline(idx, _reranker(model), min_confidence=min_confidence),
+                Pipeline(idx, _reranker(model, cascade, cascade_keep), min_confidence=min_confidence),
                 question,
                 llm=llm,
                 candidates=candidates,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from winnow.errors import WinnowError
 from winnow.models import DEFAULT_EMBEDDING_MODEL
+from winnow.rerank.cascade import DEFAULT_CASCADE_KEEP
 from winnow.retrieve.ingest import AuthorityRules, IngestError, IngestReport, iter_documents
 
 console = Console()
@@ -30,6 +31,14 @@ DEMO_QUERIES = (
 )
 
 IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index folder.")]
+CascadeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Prune the candidates with this small reranker first (e.g. minilm-l2), "
+        "then rerank the best --cascade-keep with --model."
+    ),
+]
+CascadeKeepOption = Annotated[int, typer.Option(min=1, help="Candidates the --cascade model keeps.")]
 
 
 @contextmanager
@@ -139,6 +148,8 @@ def search(
         bool, typer.Option(help="Rerank with the cross-encoder (--no-rerank: stage 1 only).")
     ] = True,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Reranker model.")] = None,
+    cascade: CascadeOption = None,
+    cascade_keep: CascadeKeepOption = DEFAULT_CASCADE_KEEP,
     filters: Annotated[
         list[str] | None,
         typer.Option(
@@ -157,6 +168,8 @@ def search(
         winnow search "how do I stop table bloat?" --index .winnow-index
 
         winnow search "tcp handshake" --mode bm25 --no-rerank --filter topic=networking --json
+
+        winnow search "wal checkpoints" --candidates 100 --cascade minilm-l2 --cascade-keep 30
     """
     from winnow.pipeline import Pipeline
     from winnow.retrieve import Index
@@ -167,7 +180,8 @@ def search(
             raise ValueError("query is empty: give some words to search for")
         parsed = parse_filter_args(filters or []) or None
         with Index.open(index_dir) as idx:
-            pipeline = Pipeline(idx, _reranker(model) if rerank else None, mode=mode)  # type: ignore[arg-type]
+            reranker = _reranker(model, cascade, cascade_keep) if rerank else None
+            pipeline = Pipeline(idx, reranker, mode=mode)
             response = pipeline.search(query, candidates=max(candidates, top_k), top_k=top_k, filters=parsed)
     if as_json:
         for r in response:
@@ -214,9 +228,12 @@ def _short_source(source: str) -> str:
     return source if len(source) <= 40 else "…" + source[-39:]
 
 
-def _reranker(model: str | None):
-    from winnow.rerank import DEFAULT_RERANKER, Reranker
+def _reranker(model: str | None, cascade: str | None = None, keep: int = DEFAULT_CASCADE_KEEP):
+    """The reranker a command asked for: ``model`` (default: Winnow's), behind ``cascade`` when given."""
+    from winnow.rerank import DEFAULT_RERANKER, Cascade, Reranker
 
+    if cascade:
+        return Cascade(cascade, model or DEFAULT_RERANKER, keep=keep)
     return Reranker(model or DEFAULT_RERANKER)
 
 
