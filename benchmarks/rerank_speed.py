@@ -28,6 +28,7 @@ import torch
 from markdown_report import write_section
 from scipy.stats import kendalltau
 
+import winnow.models.gated_cross_encoder  # noqa: F401  (sentence-transformers loads the gated model too)
 from winnow import Reranker
 from winnow.models import resolve_model
 
