@@ -111,7 +111,7 @@ def test_training_lowers_the_loss_and_ranks_the_answers(
     tiny_encoder: Path, grouped_file: Path, tmp_path: Path
 ) -> None:
     torch.manual_seed(0)
-    before = listwise_loss(tiny_encoder, grouped_file)
+    before = listwise_loss_of(load_cross_encoder(str(tiny_encoder), "classifier"), grouped_file)
     result = train(
         config(
             tiny_encoder,
