@@ -79,6 +79,8 @@ class Reranker:
 
         from transformers import AutoTokenizer
 
+        import winnow.models.gated_cross_encoder  # noqa: F401  (registers its config: the tokenizer reads it)
+
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         model_limit = getattr(self.tokenizer, "model_max_length", max_length)
         self.max_length = min(max_length, model_limit) if model_limit < 100_000 else max_length
