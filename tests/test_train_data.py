@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from winnow.training import TrainingDataError, read_beir, read_jsonl
+from winnow.training.data import BeirSplit
 from winnow.training.negatives import beir_groups
 
 
@@ -138,3 +139,24 @@ def test_beir_query_without_positive_in_corpus_is_skipped(tmp_path: Path) -> Non
     assert report.skipped_no_positive == 1
     assert groups[0].positives == ("apple pie number 1",)
     assert len(groups[0].negatives) == 4
+
+
+@pytest.mark.parametrize("mining", ["dense", "hybrid"])
+def test_negatives_mined_with_winnows_own_stage1(tmp_path: Path, monkeypatch, mining: str) -> None:
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "cache"))
+    corpus = {
+        "d0": "Tides are caused by the moon's gravity pulling on the oceans.",
+        "d1": "The ocean rises and falls twice a day.",
+        "d2": "Sea level changes along the coast follow the lunar cycle.",
+        "d3": "Bread is baked from flour, water and yeast.",
+        "d4": "A violin has four strings.",
+    }
+    split = BeirSplit(corpus, {"q1": "what causes tides"}, {"q1": {"d0": 1, "d1": 0}})
+    groups, report = beir_groups(split, "tides", depth=3, mining=mining, name="tides")
+    assert report.groups == 1 and groups[0].positives == (corpus["d0"],)
+    # The judged d0 and d1 are never negatives; the nearest unjudged passage about the sea comes first.
+    assert groups[0].negatives[0] == corpus["d2"]
+    assert not {corpus["d0"], corpus["d1"]} & set(groups[0].negatives)
+    assert any(path.name.startswith("tides-") for path in (tmp_path / "cache" / "index").iterdir())
+    with pytest.raises(ValueError, match="mining must be one of"):
+        beir_groups(split, "tides", mining="bm26")

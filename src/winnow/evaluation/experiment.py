@@ -112,9 +112,9 @@ def _percentiles(seconds: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def _corpus_digest(evalset: EvalSet) -> str:
+def _corpus_digest(corpus: dict[str, str]) -> str:
     digest = hashlib.sha1()
-    for doc_id, text in evalset.corpus.items():
+    for doc_id, text in corpus.items():
         digest.update(doc_id.encode())
         digest.update(b"\x00")
         digest.update(text.encode("utf-8", "surrogatepass"))
@@ -122,16 +122,17 @@ def _corpus_digest(evalset: EvalSet) -> str:
     return digest.hexdigest()[:12]
 
 
-def open_index(evalset: EvalSet, embedding_model: str, progress: bool = True) -> Any:
-    """The stage-1 index of this corpus, built once under the cache dir and reopened on later runs.
+def open_index(name: str, corpus: dict[str, str], embedding_model: str, progress: bool = True) -> Any:
+    """The stage-1 index of ``corpus`` (id -> text), built once under the cache dir and reopened later.
 
     One chunk per document (BEIR judges whole documents). The folder name carries a digest of the
-    corpus, so an edited corpus gets a fresh index instead of a stale one.
+    corpus, so an edited corpus gets a fresh index instead of a stale one; evaluation and training
+    (hard-negative mining) share it.
     """
     from winnow.retrieve import Document, Index
 
     safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding_model)
-    path = cache_dir() / "index" / f"{evalset.name}-{safe_model}-{_corpus_digest(evalset)}"
+    path = cache_dir() / "index" / f"{name}-{safe_model}-{_corpus_digest(corpus)}"
     ready = path / "complete"
     if ready.is_file():
         return Index.open(path)
@@ -140,7 +141,7 @@ def open_index(evalset: EvalSet, embedding_model: str, progress: bool = True) ->
 
         shutil.rmtree(path)
     index = Index.create(path, embedding_model=embedding_model, chunk_tokens=None)
-    index.add((Document(id=d, text=t) for d, t in evalset.corpus.items()), progress=progress)
+    index.add((Document(id=d, text=t) for d, t in corpus.items()), progress=progress)
     index.close()
     ready.write_text("built\n", encoding="utf-8")
     return Index.open(path)
@@ -230,7 +231,7 @@ def run_grid(
     index = None
     if any(mode != SUPPLIED for mode in modes):
         bar.set_postfix_str("building/opening the stage-1 index")
-        index = open_index(evalset, embedding_model, progress)
+        index = open_index(evalset.name, evalset.corpus, embedding_model, progress)
     disk_cache = DiskScoreCache() if (reranker and use_cache) else None
     factory = scorer_factory or (lambda spec, length: make_scorer(spec, length, device, dtype))
     scorers = {length: factory(reranker, length) for length in lengths} if reranker else {}

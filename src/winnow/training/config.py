@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
+from winnow.training.negatives import MINING_MODES
 
 ARCHITECTURES = ("gated", "classifier")
 
@@ -23,7 +24,8 @@ class TrainConfig:
     """Every setting of a training run. Paths are relative to the directory the command runs in.
 
     ``data`` and ``dev`` are lists of sources: ``{"path": "file.jsonl"}`` (pairs or grouped jsonl) or
-    ``{"beir": "folder", "split": "train", "depth": 30}`` (qrels positives plus BM25 hard negatives).
+    ``{"beir": "folder", "split": "train", "depth": 30, "mining": "bm25"}`` (qrels positives plus hard
+    negatives from stage 1: ``bm25``, or Winnow's ``dense`` or ``hybrid`` retrieval).
     Any source may set ``max_queries`` to use only its first queries. ``head_learning_rate`` (default:
     ``learning_rate``) is for the one-logit classifier, which starts from random weights when the base is
     a plain encoder and learns far too slowly at an encoder's fine-tuning rate; the gated model's gates and
@@ -72,6 +74,8 @@ class TrainConfig:
         for source in [*self.data, *self.dev]:
             if not isinstance(source, dict) or ("path" in source) == ("beir" in source):
                 raise RecipeError(f"a data source needs exactly one of 'path' or 'beir', got {source!r}")
+            if source.get("mining", "bm25") not in MINING_MODES:
+                raise RecipeError(f"mining must be one of {', '.join(MINING_MODES)}, in {source!r}")
         if self.loss in DISTILLATION_LOSSES and not self.teacher:
             raise RecipeError(f"loss {self.loss!r} distils from a teacher: set 'teacher' to a cross-encoder")
         if self.loss not in LOSSES and self.loss not in DISTILLATION_LOSSES:

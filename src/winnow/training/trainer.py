@@ -61,6 +61,8 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
                 f"{source['beir']} ({source.get('split', 'train')})",
                 depth=source.get("depth", 30),
                 max_queries=limit,
+                mining=source.get("mining", "bm25"),
+                name=Path(source["beir"]).name,
             )
         groups.extend(found)
         reports.append(report)
