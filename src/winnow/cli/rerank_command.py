@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from winnow.cli.index_command import DEFAULT_CASCADE_KEEP, CascadeKeepOption, CascadeOption
 from winnow.rerank import DEFAULT_RERANKER
-from winnow.rerank.cascade import DEFAULT_CASCADE_KEEP
 
 console = Console()
 err_console = Console(stderr=True)
@@ -72,13 +72,8 @@ def rerank(
     backend: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-int8.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Max tokens of query + document.")] = 512,
     windows: Annotated[bool, typer.Option(help="Score long documents in overlapping windows.")] = False,
-    cascade: Annotated[
-        str | None,
-        typer.Option(help="Prune with this small reranker first (e.g. minilm-l2), then rerank with --model."),
-    ] = None,
-    cascade_keep: Annotated[int, typer.Option(min=1, help="Documents the --cascade model keeps.")] = (
-        DEFAULT_CASCADE_KEEP
-    ),
+    cascade: CascadeOption = None,
+    cascade_keep: CascadeKeepOption = DEFAULT_CASCADE_KEEP,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
     """Rerank documents against a query with a cross-encoder.
@@ -95,9 +90,10 @@ def rerank(
 
     documents = read_documents(docs)
     options = {"backend": backend, "max_length": max_length, "windows": windows}
-    reranker = Reranker(model, **options)
     if cascade:
-        reranker = Cascade(Reranker(cascade, **options), reranker, keep=cascade_keep)
+        reranker = Cascade(cascade, model, keep=cascade_keep, **options)
+    else:
+        reranker = Reranker(model, **options)
     ranking = reranker.rerank(query, documents, top_k=top_k)
     if as_json:
         for rank, result in enumerate(ranking, start=1):

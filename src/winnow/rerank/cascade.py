@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from winnow.rerank.documents import check_top_k
 from winnow.rerank.reranker import Reranker
 from winnow.rerank.results import Ranking
 
@@ -67,8 +68,7 @@ class Cascade:
 
     def rerank(self, query: str, documents: Sequence[Any], top_k: int | None = None) -> Ranking:
         """Rank ``documents`` by the second model after the first has pruned them to ``keep``."""
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
+        check_top_k(top_k)
         if isinstance(documents, Sequence) and len(documents) <= self.keep:
             return self.second.rerank(query, documents, top_k=top_k)
         pruned = self.first.rerank(query, documents, top_k=self.keep)

@@ -53,3 +53,9 @@ def check_query(query: Any) -> str:
     if not query.strip():
         raise ValueError("query is empty; pass the question or search text to rank documents against")
     return query
+
+
+def check_top_k(top_k: Any) -> None:
+    """A clear error unless ``top_k`` is None (keep all) or a positive integer."""
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
+        raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")

@@ -15,7 +15,7 @@ from winnow.models import resolve_model
 from winnow.rerank.backends import choose_backend, load_backend
 from winnow.rerank.batching import pad_batch, token_budget_batches
 from winnow.rerank.cache import CachedScore, ScoreCache
-from winnow.rerank.documents import check_query, document_texts
+from winnow.rerank.documents import check_query, check_top_k, document_texts
 from winnow.rerank.encoding import encode_pairs
 from winnow.rerank.results import Ranking, RerankResult
 from winnow.signals.calibration import Calibrator, find_calibrator
@@ -124,8 +124,7 @@ class Reranker:
         """
         check_query(query)
         texts = document_texts(documents)
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer or None, not {top_k!r}")
+        check_top_k(top_k)
         scored, hits = self._scores(query, texts)
         order = sorted(range(len(texts)), key=lambda i: scored[i].score, reverse=True)
         if top_k is not None:
