@@ -43,13 +43,13 @@ def score_all(reranker: Reranker, queries, corpus, run) -> dict[str, np.ndarray]
     }
 
 
-def order(run, scores, keep: int | None = None, student=None) -> dict[str, list[str]]:
-    """Each query's candidates by ``scores``; with ``keep``, only the student's top ``keep`` of them."""
+def order(run, scores, keep: int | None = None, pruner=None) -> dict[str, list[str]]:
+    """Each query's candidates by ``scores``; with ``keep``, only the top ``keep`` by ``pruner``'s scores."""
     ranked = {}
     for q, docs in run.items():
         pool = np.arange(len(docs))
         if keep is not None:
-            pool = np.argsort(-student[q], kind="stable")[:keep]
+            pool = np.argsort(-pruner[q], kind="stable")[:keep]
         pool = pool[np.argsort(-scores[q][pool], kind="stable")]
         ranked[q] = [docs[i] for i in pool]
     return ranked
