@@ -1,5 +1,10 @@
 """Nearest-neighbour search over unit vectors: exact for small indexes, HNSW (usearch) above a threshold.
 
+HNSW only proposes candidates: it is asked for more than k (at least ``HNSW_CANDIDATES``) and they are
+rescored exactly against the stored float32 vectors, so its f16 distances and near-ties never reorder the
+top k, and the scores fused with BM25 are the same as exact search would give. The graph is built on
+one thread, so the same vectors always give the same graph (and the same results).
+
 Filters are applied inside the search: exact search scores only the allowed rows, and HNSW search
 widens its beam until it has k allowed hits (falling back to exact search over the allowed rows when
 they are few), so a filter never empties a result list that a post-filter would have truncated.
@@ -14,6 +19,7 @@ import numpy as np
 from winnow.retrieve.bm25 import top_k
 
 DEFAULT_HNSW_THRESHOLD = 20_000
+HNSW_CANDIDATES = 128  # the search beam, and the fewest candidates taken from the graph for exact rescoring
 
 
 class VectorIndex:
@@ -38,9 +44,9 @@ class VectorIndex:
                 dtype="f16",
                 connectivity=16,
                 expansion_add=128,
-                expansion_search=64,
+                expansion_search=HNSW_CANDIDATES,
             )
-            hnsw.add(np.arange(len(vectors), dtype=np.uint64), vectors, log=False)
+            hnsw.add(np.arange(len(vectors), dtype=np.uint64), vectors, log=False, threads=1)
         return cls(vectors, hnsw)
 
     def save(self, folder: Path) -> None:
@@ -77,14 +83,13 @@ class VectorIndex:
         return self._hnsw(query, k, allowed)
 
     def _hnsw(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        wanted = k if allowed is None else min(len(self.vectors), k * 4)
+        n = len(self.vectors)
+        wanted = min(n, max(HNSW_CANDIDATES, k if allowed is None else k * 4))
         while True:
-            matches = self.hnsw.search(query.astype(np.float32), wanted)
-            keys = np.asarray(matches.keys, dtype=np.int64)
-            scores = 1.0 - np.asarray(matches.distances, dtype=np.float32)
+            keys = np.asarray(self.hnsw.search(query.astype(np.float32), wanted).keys, dtype=np.int64)
             if allowed is not None:
-                keep = allowed[keys]
-                keys, scores = keys[keep], scores[keep]
-            if len(keys) >= k or wanted >= len(self.vectors):
-                return keys[:k], scores[:k]
-            wanted = min(len(self.vectors), wanted * 4)
+                keys = keys[allowed[keys]]
+            if len(keys) >= k or wanted >= n:
+                positions, scores = top_k(np.asarray(self.vectors[keys] @ query), min(k, len(keys)))
+                return keys[positions], scores
+            wanted = min(n, wanted * 4)
