@@ -4,8 +4,9 @@ The corpus repeats and perturbs real SciFact abstracts: each copy drops a few wo
 differ per copy) and its vector is the real bf16 embedding plus small Gaussian noise, re-normalised.
 Embedding 100k chunks on this 2-core machine would take hours, and the query path does not care how
 the stored vectors were made. Build once (cached in .winnow-cache/), then measure in a fresh process:
-Index.open + loading of the derived files, the p50/p95 of hybrid search (query embedding included),
-and the process's peak resident memory.
+Index.open + loading of the derived files, the p50/p95 of hybrid search (query embedding included: ONNX
+Runtime fp32 on a CPU, exported once and cached before timing starts), and the process's peak resident
+memory.
 
 Run: nice .venv/bin/python benchmarks/stage1_latency.py --chunks 100000
 """
@@ -75,6 +76,8 @@ def build(path: Path, chunks: int) -> None:
 
 def measure(path: Path, queries: list[str]) -> dict:
     """Runs in a fresh process so open time and memory are those of a query-serving process."""
+    import torch
+
     from winnow.retrieve import Index
     from winnow.retrieve.dense import shared_embedder
 
@@ -83,7 +86,12 @@ def measure(path: Path, queries: list[str]) -> dict:
     index.search("warm up the derived files", k=10, mode="bm25")
     open_s = time.perf_counter() - start
     shared_embedder(index.embedding_model).encode_query("load the model")
-    results = {"open_s": open_s, "chunks": index.stats().chunks, "hnsw": index.stats().hnsw}
+    results = {
+        "open_s": open_s,
+        "chunks": index.stats().chunks,
+        "hnsw": index.stats().hnsw,
+        "threads": torch.get_num_threads(),
+    }
     for mode in ("bm25", "dense", "hybrid"):
         times = []
         for query in queries:
@@ -156,7 +164,8 @@ def main() -> None:
         "Query latency and memory at 100k chunks",
         f"{args.chunks:,} chunks made by repeating and perturbing SciFact abstracts (see the benchmark's "
         "docstring), 300 SciFact test queries, one fresh process per run, 2 shared CPU cores "
-        f"(load average at the end {load:.1f}). Dense and hybrid include the query embedding. "
+        f"(load average at the end {load:.1f}), {runs[0]['threads']} threads. Dense and hybrid include "
+        "the query embedding (ONNX Runtime fp32). "
         f"`nice .venv/bin/python benchmarks/stage1_latency.py --chunks {args.chunks}`\n\n" + "\n".join(table),
     )
 

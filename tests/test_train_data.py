@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from winnow.training import TrainingDataError, read_beir, read_jsonl
+from winnow.training import RecipeError, TrainConfig, TrainingDataError, read_beir, read_jsonl
 from winnow.training.data import BeirSplit
 from winnow.training.negatives import beir_groups
+from winnow.training.trainer import load_sources
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -112,13 +113,24 @@ def test_beir_qrels_bad_grade_names_line(tmp_path: Path) -> None:
 
 def test_mined_negatives_skip_judged_documents(shared_data: Path) -> None:
     split = read_beir(shared_data / "beir" / "scifact", "train")
-    groups, report = beir_groups(split, "scifact", depth=20, max_queries=40)
+    groups, report = beir_groups(split, "scifact", depth=20, queries=slice(0, 40))
     assert report.groups == len(groups) == 40
     for group in groups:
         judged = {split.corpus[d] for d in split.qrels[group.qid]}
         assert set(group.positives) <= judged
         assert not judged & set(group.negatives)
         assert len(group.negatives) >= 20 - len(judged)
+
+
+def test_skip_and_max_queries_split_one_qrels_file_into_disjoint_sets(shared_data: Path) -> None:
+    scifact = str(shared_data / "beir" / "scifact")
+    dev, _ = load_sources([{"beir": scifact, "depth": 5, "max_queries": 30}], require_negatives=True)
+    train, _ = load_sources([{"beir": scifact, "depth": 5, "skip_queries": 30}], require_negatives=True)
+    dev_ids, train_ids = {g.qid for g in dev}, {g.qid for g in train}
+    assert len(dev_ids) == 30 and not dev_ids & train_ids
+    assert len(dev_ids | train_ids) == len(read_beir(scifact, "train").qrels)
+    with pytest.raises(RecipeError, match="skip_queries"):
+        TrainConfig(data=[{"beir": scifact, "skip_queries": -1}])
 
 
 def test_beir_query_without_positive_in_corpus_is_skipped(tmp_path: Path) -> None:

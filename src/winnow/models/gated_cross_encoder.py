@@ -94,18 +94,18 @@ class _SelfAttention(nn.Module):
         raw = self.cross_gate
         gate = (raw + (raw.clamp(0.0, 1.0) - raw).detach()).to(q.dtype).view(1, -1, 1, 1)
         if self.implementation == "sdpa":
-            # (within + g * (across - within)) @ v == within @ v + g * (across @ v - within @ v): two fused
-            # attention calls, and only one at inference while every gate of the layer is shut.
+            # (within + g * (across - within)) @ v == lerp(within @ v, across @ v, g): two fused attention
+            # calls and one fused mix, and only one call at inference while every gate of the layer is shut.
             p = self.dropout.p if self.training else 0.0
             attend = nn.functional.scaled_dot_product_attention
             context = attend(q, k, v, attn_mask=segment_mask, dropout_p=p)
             if self.training or bool((gate > 0).any()):
-                context = context + gate * (attend(q, k, v, attn_mask=full_mask, dropout_p=p) - context)
+                context = torch.lerp(context, attend(q, k, v, attn_mask=full_mask, dropout_p=p), gate)
         else:
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_size)
             within = torch.softmax(scores + segment_mask, dim=-1)
             across = torch.softmax(scores + full_mask, dim=-1)
-            context = self.dropout(within + gate * (across - within)) @ v
+            context = self.dropout(torch.lerp(within, across, gate)) @ v
         return context.transpose(1, 2).reshape(hidden.shape)
 
 

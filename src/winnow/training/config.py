@@ -26,7 +26,9 @@ class TrainConfig:
     ``data`` and ``dev`` are lists of sources: ``{"path": "file.jsonl"}`` (pairs or grouped jsonl) or
     ``{"beir": "folder", "split": "train", "depth": 30, "mining": "bm25"}`` (qrels positives plus hard
     negatives from stage 1: ``bm25``, or Winnow's ``dense`` or ``hybrid`` retrieval).
-    Any source may set ``max_queries`` to use only its first queries. ``head_learning_rate`` (default:
+    Any source may set ``max_queries`` to use only its first queries, and ``skip_queries`` to pass over the
+    first N (so one qrels file gives a dev set, ``max_queries: 100``, and a disjoint training set,
+    ``skip_queries: 100``). ``head_learning_rate`` (default:
     ``learning_rate``) is for the one-logit classifier, which starts from random weights when the base is
     a plain encoder and learns far too slowly at an encoder's fine-tuning rate; the gated model's gates and
     similarity scale learn at that rate too. ``architecture`` says what a plain (bi-)encoder base becomes:
@@ -74,6 +76,10 @@ class TrainConfig:
         for source in [*self.data, *self.dev]:
             if not isinstance(source, dict) or ("path" in source) == ("beir" in source):
                 raise RecipeError(f"a data source needs exactly one of 'path' or 'beir', got {source!r}")
+            for key in ("max_queries", "skip_queries"):
+                value = source.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                    raise RecipeError(f"{key} must be a whole number >= 0, in {source!r}")
             if source.get("mining", "bm25") not in MINING_MODES:
                 raise RecipeError(f"mining must be one of {', '.join(MINING_MODES)}, in {source!r}")
         if self.loss in DISTILLATION_LOSSES and not self.teacher:

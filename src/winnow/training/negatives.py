@@ -49,7 +49,7 @@ def beir_groups(
     split: BeirSplit,
     source: str,
     depth: int = 30,
-    max_queries: int | None = None,
+    queries: slice = slice(None),
     mining: str = "bm25",
     name: str = "",
 ) -> tuple[list[Group], LoadReport]:
@@ -58,6 +58,9 @@ def beir_groups(
     ``mining`` is the stage 1 that finds them: ``bm25`` (bm25s), or Winnow's ``dense`` or ``hybrid``
     retrieval over an index of the corpus called ``name`` (see ``mine_stage1``).
 
+    ``queries`` picks which of the queries with a positive are used, in file order (a train/dev split of
+    one qrels file is ``slice(100, None)`` and ``slice(0, 100)``).
+
     Every judged document of a query (any grade) is excluded from its negatives, so a relevant document
     is never taught as irrelevant. Queries with no positive judgement (in the corpus) are skipped and counted.
     """
@@ -65,7 +68,7 @@ def beir_groups(
     qids = [q for q in split.queries if q in split.qrels]
     positive_ids = {q: [d for d, g in split.qrels[q].items() if g > 0 and d in split.corpus] for q in qids}
     report.skipped_no_positive = sum(1 for q in qids if not positive_ids[q])
-    qids = [q for q in qids if positive_ids[q]][:max_queries]
+    qids = [q for q in qids if positive_ids[q]][queries]
     if mining not in MINING_MODES:
         raise ValueError(f"mining must be one of {', '.join(MINING_MODES)}, not {mining!r}")
     wanted = {q: split.queries[q] for q in qids}

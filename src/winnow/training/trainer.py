@@ -49,10 +49,11 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
     """Read every configured source into groups, with one report per source."""
     groups, reports = [], []
     for source in sources:
-        limit = source.get("max_queries")
+        skip, limit = source.get("skip_queries", 0), source.get("max_queries")
+        chosen = slice(skip, None if limit is None else skip + limit)
         if "path" in source:
             found, report = read_jsonl(source["path"], require_negatives=require_negatives)
-            found = found[:limit]
+            found = found[chosen]
             report.groups = len(found)
         else:
             split = read_beir(source["beir"], source.get("split", "train"))
@@ -60,7 +61,7 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
                 split,
                 f"{source['beir']} ({source.get('split', 'train')})",
                 depth=source.get("depth", 30),
-                max_queries=limit,
+                queries=chosen,
                 mining=source.get("mining", "bm25"),
                 name=Path(source["beir"]).name,
             )
