@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _stage1_common import CACHE, DATA, load_queries, write_section
+from _stage1_common import CACHE, DATA, load_queries
+from markdown_report import write_section
 
 SOURCE_INDEX = CACHE / "scifact-whole"  # built by stage1_quality.py
 
@@ -74,6 +74,14 @@ def build(path: Path, chunks: int) -> None:
     index.close()
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over from the
+    parent through fork + exec, so a child of the process that just built the index would report the
+    builder's peak."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
 def measure(path: Path, queries: list[str]) -> dict:
     """Runs in a fresh process so open time and memory are those of a query-serving process."""
     import torch
@@ -114,7 +122,7 @@ def measure(path: Path, queries: list[str]) -> dict:
         index._load_derived().vectors.search(vector, 100)
         search_times.append((time.perf_counter() - start) * 1000)
     results["vector_search_p50_ms"] = statistics.median(search_times)
-    results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mib"] = peak_rss_mib()
     return results
 
 
@@ -161,7 +169,8 @@ def main() -> None:
         f"| peak resident memory of the query process | {med(lambda r: r['peak_rss_mib']):.0f} MiB |"
     )
     write_section(
-        "Query latency and memory at 100k chunks",
+        "stage1-latency",
+        "### Query latency and memory at 100k chunks\n\n"
         f"{args.chunks:,} chunks made by repeating and perturbing SciFact abstracts (see the benchmark's "
         "docstring), 300 SciFact test queries, one fresh process per run, 2 shared CPU cores "
         f"(load average at the end {load:.1f}), {runs[0]['threads']} threads. Dense and hybrid include "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 
-from _stage1_common import CACHE, DATA, load_queries, write_section
+from _stage1_common import CACHE, DATA, load_queries
+from markdown_report import write_section
 from ranx import Qrels, Run, evaluate
 
 from winnow.retrieve import Index
@@ -53,7 +54,8 @@ def main() -> None:
     for name, ndcg, recall, anchor in rows:
         table.append(f"| {name} | {ndcg:.4f} | {recall:.4f} | {anchor if anchor else '-'} |")
     write_section(
-        "Quality: SciFact test (stage 1 alone)",
+        "stage1-quality",
+        "### Quality: SciFact test (stage 1 alone)\n\n"
         "300 test queries, 5,183 abstracts indexed whole (title + text), all-MiniLM-L6-v2 in bf16, bm25s "
         "k1 1.2 b 0.75 with English stopwords and Snowball stemming. Fusion depth 100 per list unless "
         "stated. `nice .venv/bin/python benchmarks/stage1_quality.py`\n\n" + "\n".join(table),

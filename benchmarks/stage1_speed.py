@@ -17,7 +17,8 @@ import tempfile
 import time
 
 import torch
-from _stage1_common import DATA, write_section
+from _stage1_common import DATA
+from markdown_report import write_section
 from sentence_transformers import SentenceTransformer
 
 from winnow.models import resolve_model
@@ -52,7 +53,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"median: winnow {w:.1f} s, baseline {s:.1f} s, speed-up {s / w:.2f}x (load average {load:.1f})")
     write_section(
-        "Indexing speed: SciFact subset",
+        "stage1-speed",
+        "### Indexing speed: SciFact subset\n\n"
         f"First {args.docs} SciFact documents (title + abstract), 2 CPU cores shared with the team, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, Winnow dtype {embedder.dtype}. "
         f"Median of {args.runs} alternating runs; load average at the end {load:.1f}. "

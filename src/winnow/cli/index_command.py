@@ -91,6 +91,7 @@ def _build(
         )
     with Index.open_or_create(index_dir, **settings) as index:
         stats = index.add(itertools.chain([first], documents), progress=progress)
+        index.embedder.prepare_queries()  # the one-time query-model export happens here, not at first search
     return stats, report
 
 

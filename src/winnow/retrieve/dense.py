@@ -160,6 +160,10 @@ class Embedder:
                     on_batch(len(batch))
         return out
 
+    def prepare_queries(self) -> None:
+        """Load the query model now (exporting it on first use), so the first search does not wait for it."""
+        self.encode_query("prepare the query model")
+
     def encode_query(self, query: str) -> np.ndarray:
         """One query's unit vector (shape (dim,)): ONNX Runtime fp32 on a CPU, the torch model elsewhere."""
         batch = self.tokenizer([query], truncation=True, max_length=self.max_length, return_tensors="np")
