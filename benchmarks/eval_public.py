@@ -2,7 +2,7 @@
 
 For each set it runs the `winnow eval` grid, writes the full report (JSON, Markdown, plots) under
 runs/public/<set>/, and rewrites the results section of docs/evaluation.md. Built indexes and reranker
-scores are cached ($WINNOW_CACHE_DIR, default ~/.cache/winnow/eval), so a rerun mostly re-times.
+scores are cached ($WINNOW_CACHE_DIR/eval, default ~/.cache/winnow/eval), so a rerun mostly re-times.
 
 - dl19: the supplied BM25 top-100, reranked by the default cross-encoder and by the all-MiniLM-L6-v2
   bi-encoder baseline (fp32, 256 tokens: the 0.6425 anchor).

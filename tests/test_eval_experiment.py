@@ -113,3 +113,40 @@ def test_no_overlap_is_reported_as_a_warning_not_a_table_of_zeros():
     assert not result.results[0].evaluation.valid
     summary = markdown(result)
     assert "no overlap" in summary and "No result" in summary
+
+
+class LengthScorer:
+    """Scores a passage by its length: a stand-in reranker whose order is known in advance."""
+
+    name = key = "length"
+
+    def __init__(self, sign: float) -> None:
+        self.sign = sign
+
+    def score(self, query: str, texts: list[str]) -> np.ndarray:
+        return np.array([self.sign * len(t) for t in texts], dtype=np.float32)
+
+
+@pytest.mark.parametrize(("sign", "verdict"), [(1.0, True), (-1.0, False)])
+def test_summary_says_plainly_when_reranking_loses_to_stage_one(sign, verdict):
+    """The relevant passage is the short one and stage 1 ranks it first in one query, last in the other."""
+    evalset = EvalSet(
+        name="toy",
+        queries={"q1": "first", "q2": "second"},
+        qrels={"q1": {"a": 1}, "q2": {"d": 1}},
+        corpus={"a": "a", "b": "bbbb", "c": "cccccc", "d": "d"},
+        candidates={"q1": [("a", 3.0), ("b", 2.0), ("c", 1.0)], "q2": [("d", 3.0), ("b", 2.0), ("c", 1.0)]},
+    )
+    result = run_grid(
+        evalset,
+        depths=[3],
+        reranker="length",
+        max_lengths=[16],
+        latency_sample=1,
+        progress=False,
+        use_cache=False,
+        scorer_factory=lambda spec, length: LengthScorer(sign),
+    )
+    reranked = result.best(reranked=True).evaluation.mean["nDCG@10"]
+    assert (reranked < 1.0) == verdict  # longest first buries the relevant passage; shortest first keeps it
+    assert ("Reranking does not pay here" in markdown(result)) == verdict

@@ -169,6 +169,6 @@ def test_negatives_mined_with_winnows_own_stage1(tmp_path: Path, monkeypatch, mi
     # The judged d0 and d1 are never negatives; the nearest unjudged passage about the sea comes first.
     assert groups[0].negatives[0] == corpus["d2"]
     assert not {corpus["d0"], corpus["d1"]} & set(groups[0].negatives)
-    assert any(path.name.startswith("tides-") for path in (tmp_path / "cache" / "index").iterdir())
+    assert any(path.name.startswith("tides-") for path in (tmp_path / "cache" / "eval" / "index").iterdir())
     with pytest.raises(ValueError, match="mining must be one of"):
         beir_groups(split, "tides", mining="bm26")

@@ -69,7 +69,7 @@ def eval_dataset(
 
     Writes results.json (everything, per query), summary.md (the ten-second read) and PNG plots
     (depth.png, tradeoff.png, winloss.png). Built indexes and reranker scores are cached under
-    $WINNOW_CACHE_DIR (default ~/.cache/winnow/eval), so a second run only re-times.
+    $WINNOW_CACHE_DIR/eval (default ~/.cache/winnow/eval), so a second run only re-times.
 
     Example:
 

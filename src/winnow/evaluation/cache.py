@@ -1,6 +1,6 @@
 """On-disk caches that make a second evaluation run cheap: built indexes and reranker scores.
 
-Everything lives under ``$WINNOW_CACHE_DIR`` (default ``~/.cache/winnow/eval``). Scores are keyed by
+Everything lives under ``$WINNOW_CACHE_DIR/eval`` (default ``~/.cache/winnow/eval``). Scores are keyed by
 the scorer's identity (model files, max_length, dtype), the query text and a hash of the document
 text, so a changed model or a changed document is scored afresh rather than served stale.
 """
@@ -8,18 +8,18 @@ text, so a changed model or a changed document is scored afresh rather than serv
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from winnow.paths import cache_root
+
 
 def cache_dir() -> Path:
-    """The evaluation cache folder: $WINNOW_CACHE_DIR, else ~/.cache/winnow/eval."""
-    override = os.environ.get("WINNOW_CACHE_DIR")
-    return Path(override).expanduser() if override else Path.home() / ".cache" / "winnow" / "eval"
+    """The evaluation cache folder: $WINNOW_CACHE_DIR/eval, else ~/.cache/winnow/eval."""
+    return cache_root() / "eval"
 
 
 def model_fingerprint(model_dir: Path) -> str:

@@ -226,8 +226,11 @@ def run_grid(
     query_ids = list(evalset.queries)
     sample = _sample(query_ids, latency_sample) if reranker else []
     lengths = sorted(set(max_lengths)) if reranker else []
-    total = len(modes) * len(query_ids) * (1 + len(lengths)) + len(modes) * len(lengths) * len(sample)
-    bar = tqdm(total=total, desc=f"eval {evalset.name}", unit="query", disable=not progress)
+    # The bar counts candidate pairs (retrieving one query counts as one), so its ETA follows the
+    # reranking that dominates the time instead of racing through stage 1 and stalling after it.
+    pairs_per_length = len(query_ids) * max_depth + len(sample) * sum(depths)
+    total = len(modes) * (len(query_ids) + len(lengths) * pairs_per_length)
+    bar = tqdm(total=total, desc=f"eval {evalset.name}", unit="pair", disable=not progress)
     index = None
     if any(mode != SUPPLIED for mode in modes):
         bar.set_postfix_str("building/opening the stage-1 index")
@@ -263,7 +266,7 @@ def run_grid(
                 for query_id in query_ids:
                     texts = [evalset.corpus[d] for d, _ in stage1[query_id]]
                     reranked_scores[query_id] = cached.score(evalset.queries[query_id], texts)
-                    bar.update(1)
+                    bar.update(max_depth)
                 rerank_seconds = _time_rerank(scorers[length], evalset, stage1, sample, depths, bar)
                 for depth in depths:
                     run = {}
@@ -354,5 +357,5 @@ def _time_rerank(
             if texts:
                 scorer.score(evalset.queries[query_id], texts)
             seconds[depth][query_id] = time.perf_counter() - start
-        bar.update(1)
+        bar.update(sum(depths))
     return seconds

@@ -74,6 +74,16 @@ def headline(experiment: ExperimentResult) -> list[str]:
     if any(r.config.reranker for r in valid):
         best = experiment.best(reranked=True)
         base = experiment.result(best.config.baseline())
+        best_score, stage1_score = (
+            best.evaluation.mean[PRIMARY_METRIC],
+            stage1.evaluation.mean[PRIMARY_METRIC],
+        )
+        if best_score < stage1_score:
+            lines.append(
+                f"- **Reranking does not pay here:** the best reranked configuration, {best.config.name} "
+                f"({PRIMARY_METRIC} {best_score:.4f}), is below {stage1.config.name} alone "
+                f"({stage1_score:.4f}). Keep stage 1, or try another reranker."
+            )
         for metric in (PRIMARY_METRIC, "Recall@5"):
             before, after = base.evaluation.mean[metric], best.evaluation.mean[metric]
             lines.append(
@@ -162,6 +172,21 @@ def _label(key: tuple[str, int | None]) -> str:
     return mode if length is None else f"{mode} + rerank({length})"
 
 
+def _styles(series: dict[tuple[str, int | None], list[ConfigResult]]) -> dict[tuple[str, int | None], dict]:
+    """One colour per stage-1 mode in every plot; dashed without reranking, a marker per max_length."""
+    modes = list(dict.fromkeys(mode for mode, _ in series))
+    lengths = sorted({length for _, length in series if length is not None})
+    markers = "osD^v"
+    return {
+        (mode, length): {
+            "color": f"C{modes.index(mode) % 10}",
+            "linestyle": "--" if length is None else "-",
+            "marker": "o" if length is None else markers[lengths.index(length) % len(markers)],
+        }
+        for mode, length in series
+    }
+
+
 def plot(experiment: ExperimentResult, folder: Path) -> list[Path]:
     """PNG plots: quality against depth, quality against latency, per-query wins and losses."""
     import matplotlib
@@ -173,20 +198,24 @@ def plot(experiment: ExperimentResult, folder: Path) -> list[Path]:
     if not series:
         return []
     paths = []
+    styles = _styles(series)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, rows in series.items():
-        style = "-" if key[1] else "--"
         depths = [r.config.depth for r in rows]
-        axes[0].plot(
-            depths, [r.evaluation.mean[PRIMARY_METRIC] for r in rows], style, marker="o", label=_label(key)
-        )
-        axes[1].plot(
-            depths, [r.evaluation.mean["Recall@5"] for r in rows], style, marker="o", label=_label(key)
-        )
+        for ax, metric in zip(axes, (PRIMARY_METRIC, "Recall@5"), strict=True):
+            values = [r.evaluation.mean[metric] for r in rows]
+            ax.plot(depths, values, label=_label(key), **styles[key])
         if key[1] is None:
             ceiling = [r.evaluation.mean.get(f"Recall@{r.config.depth}") for r in rows]
             if all(value is not None for value in ceiling):
-                axes[1].plot(depths, ceiling, ":", marker=".", label=f"{key[0]}: Recall@depth (ceiling)")
+                axes[1].plot(
+                    depths,
+                    ceiling,
+                    ":",
+                    marker=".",
+                    color=styles[key]["color"],
+                    label=f"{key[0]}: Recall@depth (ceiling)",
+                )
     for ax, metric in zip(axes, (PRIMARY_METRIC, "Recall@5 (and stage-1 Recall@depth)"), strict=True):
         ax.set_xscale("log")
         ax.set_xticks(experiment.settings["depths"], [str(d) for d in experiment.settings["depths"]])
@@ -209,9 +238,14 @@ def plot(experiment: ExperimentResult, folder: Path) -> list[Path]:
         points = [p for p in points if p[0] is not None]
         if not points:
             continue
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=_label(key))
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=_label(key), **styles[key])
+        # Stage 1 alone gives one point for every depth (same top 10, one search): label it once.
+        depths_at: dict[tuple[float, float], list[int]] = {}
         for x, y, depth in points:
-            ax.annotate(str(depth), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            depths_at.setdefault((x, y), []).append(depth)
+        for (x, y), depths in depths_at.items():
+            label = str(depths[0]) if len(depths) == 1 else f"{min(depths)}-{max(depths)}"
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("total latency per query, p50 (ms)")
     ax.set_ylabel(PRIMARY_METRIC)
     ax.set_title(f"{experiment.dataset['name']}: quality against latency (labels: depth)")

@@ -20,17 +20,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from winnow.paths import cache_root
+
 if TYPE_CHECKING:
     import onnxruntime
 
 ONNX_OPSET = 17
 # Bump when an export changes (inputs, fusion, quantization), so old cached files are not reused.
 EXPORT_VERSION = 2
-
-
-def cache_root() -> Path:
-    """Where exported models live: $WINNOW_CACHE_DIR, else ~/.cache/winnow."""
-    return Path(os.environ.get("WINNOW_CACHE_DIR", Path.home() / ".cache" / "winnow")).expanduser()
 
 
 def model_fingerprint(model_dir: Path) -> str:

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from winnow.paths import cache_root
+
 logger = logging.getLogger("winnow.signals")
 
 CALIBRATION_FILE = "calibration.json"
@@ -263,9 +265,7 @@ def weights_fingerprint(model_dir: str | os.PathLike[str]) -> str:
 
 def calibration_cache_dir() -> Path:
     """$WINNOW_CACHE_DIR/calibration, else ~/.cache/winnow/calibration."""
-    override = os.environ.get("WINNOW_CACHE_DIR")
-    base = Path(override).expanduser() if override else Path.home() / ".cache" / "winnow"
-    return base / "calibration"
+    return cache_root() / "calibration"
 
 
 def _installed(model_dir: Path) -> bool:
