@@ -161,8 +161,9 @@ class Embedder:
         return out
 
     def prepare_queries(self) -> None:
-        """Load the query model now (exporting it on first use), so the first search does not wait for it."""
-        self.encode_query("prepare the query model")
+        """Open the query model now (exporting it on first use), so the first search does not wait for it."""
+        if self.device == "cpu":
+            _ = self.query_session  # elsewhere queries run on the torch model, which is already loaded
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query's unit vector (shape (dim,)): ONNX Runtime fp32 on a CPU, the torch model elsewhere."""
