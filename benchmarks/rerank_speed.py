@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import peak_rss_mib
 from markdown_report import write_section
 from scipy.stats import kendalltau
 
@@ -110,10 +111,7 @@ def peak_memory_child(model_dir: str, backend: str, dtype: str | None, workload,
     reranker = Reranker(model_dir, backend=backend, dtype=dtype, cache=0)
     for query, docs in workload:
         reranker.rerank(query, docs)
-    # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    queue.put(peak_kib / 1024**2)
+    queue.put(peak_rss_mib() / 1024)
 
 
 def peak_memory_gib(model_dir: str, backend: str, dtype: str | None, workload) -> float:

@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _stage1_common import CACHE, DATA, load_queries
+from _common import CACHE, DATA, peak_rss_mib
 from markdown_report import write_section
 
 SOURCE_INDEX = CACHE / "scifact-whole"  # built by stage1_quality.py
+QUERIES_FILE = "scifact-test-queries.json"
 
 
 def build(path: Path, chunks: int) -> None:
@@ -72,14 +73,6 @@ def build(path: Path, chunks: int) -> None:
     index._rebuild()
     print(f"derived files built in {time.perf_counter() - start:.1f} s")
     index.close()
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over from the
-    parent through fork + exec, so a child of the process that just built the index would report the
-    builder's peak."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
 def measure(path: Path, queries: list[str]) -> dict:
@@ -131,13 +124,17 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    queries = list(load_queries(DATA / "beir" / "scifact")[0].values())
-    if args.measure:
+    if args.measure:  # the child: reads the queries the parent saved, so it imports no evaluation code
+        queries = json.loads((args.measure / QUERIES_FILE).read_text())
         print(json.dumps(measure(args.measure, queries)))
         return
+    from winnow.evaluation.datasets import load_beir
+
     path = CACHE / f"latency-{args.chunks}"
     if not (path / "index.sqlite").exists():
         build(path, args.chunks)
+    queries = list(load_beir(DATA / "beir" / "scifact").queries.values())
+    (path / QUERIES_FILE).write_text(json.dumps(queries))
     runs = []
     for _ in range(3):
         out = subprocess.run(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
-from _stage1_common import CACHE, DATA, load_queries
+from _common import CACHE, DATA
 from markdown_report import write_section
 from ranx import Qrels, Run, evaluate
 
+from winnow.evaluation.datasets import load_beir
 from winnow.retrieve import Index
 from winnow.retrieve.ingest import load_beir_corpus
 
@@ -34,8 +35,8 @@ def main() -> None:
     start = time.perf_counter()
     stats = index.add(load_beir_corpus(folder), progress=True, batch_size=1024)
     print(f"index: {stats} ({time.perf_counter() - start:.1f} s)")
-    queries, qrels_dict = load_queries(folder)
-    qrels = Qrels(qrels_dict)
+    evalset = load_beir(folder)
+    queries, qrels = evalset.queries, Qrels(evalset.qrels)
     rows = []
     for name, settings in CONFIGS:
         run: dict[str, dict[str, float]] = {}

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 import torch
-from _stage1_common import DATA
+from _common import DATA
 from markdown_report import write_section
 from sentence_transformers import SentenceTransformer
 

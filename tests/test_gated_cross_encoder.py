@@ -143,3 +143,91 @@ def test_shut_and_negative_gates_still_get_a_gradient(gated_dir: Path, implement
     model(**batch).logits.sum().backward()
     for gate in gates:
         assert gate.grad is not None and gate.grad.abs().max() > 0
+
+
+LEXICAL_COLLECTION = [*PASSAGES, "The moon orbits the earth.", "Gravity pulls the oceans toward the moon."]
+
+
+@pytest.fixture(scope="module")
+def lexical_dir(bi_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoTokenizer
+
+    from winnow.models.gated_cross_encoder import set_lexical_idf
+
+    target = tmp_path_factory.mktemp("lexical")
+    tokenizer = AutoTokenizer.from_pretrained(bi_encoder_dir)
+    model = from_bi_encoder(str(bi_encoder_dir), lexical_match=True, lexical_weight=0.5)
+    assert set_lexical_idf(model, tokenizer, LEXICAL_COLLECTION) == len(LEXICAL_COLLECTION)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def reference_bm25(tokenizer, query: str, passage: str, collection: list[str]) -> float:
+    """BM25 (k1 1.2, b 0.75) over word pieces, written out term by term."""
+    import math
+    from collections import Counter
+
+    special = set(tokenizer.all_special_ids)
+
+    def pieces(text: str) -> list[int]:
+        return [i for i in tokenizer(text, add_special_tokens=False)["input_ids"] if i not in special]
+
+    documents = [pieces(text) for text in collection]
+    average_length = sum(map(len, documents)) / len(documents)
+    counts = Counter(pieces(passage))
+    length = sum(counts.values())
+    total = 0.0
+    for term in set(pieces(query)):
+        if term in counts:
+            df = sum(term in document for document in documents)
+            idf = math.log(1 + (len(documents) - df + 0.5) / (df + 0.5))
+            tf = counts[term]
+            total += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / average_length))
+    return total
+
+
+def test_lexical_term_is_word_piece_bm25_added_to_the_bi_encoder_logit(
+    lexical_dir: Path, bi_encoder_dir: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(lexical_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(lexical_dir).eval()
+    query = "moon tides: how does moon gravity move tides"  # repeated query terms count once
+    batch = tokenizer([query] * len(PASSAGES), PASSAGES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits.squeeze(-1).numpy()
+    plain = from_bi_encoder(str(bi_encoder_dir)).eval()
+    with torch.no_grad():
+        cosine_logits = plain(**batch).logits.squeeze(-1).numpy()
+    bm25 = np.array([reference_bm25(tokenizer, query, p, LEXICAL_COLLECTION) for p in PASSAGES])
+    assert bm25[1] == 0.0 and bm25[0] > 0.0  # the stock-market passage shares no word with the query
+    np.testing.assert_allclose(logits, cosine_logits + 0.5 * bm25, atol=1e-4)
+
+
+def test_lexical_model_scores_the_same_alone_padded_bf16_and_in_onnx(
+    lexical_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path))
+    pairs = [(QUERY, p) for p in PASSAGES]
+    fp32 = Reranker(str(lexical_dir), backend="torch", dtype="fp32", cache=0)
+    together = fp32.score(pairs)
+    alone = [fp32.score([pair])[0] for pair in pairs]
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+    onnx_scores = Reranker(str(lexical_dir), backend="onnx", cache=0).score(pairs)
+    np.testing.assert_allclose(onnx_scores, together, atol=1e-3)
+    bf16 = Reranker(str(lexical_dir), backend="torch", dtype="bf16", cache=0).rerank(QUERY, PASSAGES)
+    assert [r.index for r in bf16] == list(np.argsort(-np.asarray(together), kind="stable"))
+
+
+def test_idf_needs_a_lexical_model_and_some_text(bi_encoder_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from winnow.models.gated_cross_encoder import set_lexical_idf
+
+    tokenizer = AutoTokenizer.from_pretrained(bi_encoder_dir)
+    with pytest.raises(ValueError, match="without lexical_match"):
+        set_lexical_idf(from_bi_encoder(str(bi_encoder_dir)), tokenizer, PASSAGES)
+    with pytest.raises(ValueError, match="no text"):
+        set_lexical_idf(from_bi_encoder(str(bi_encoder_dir), lexical_match=True), tokenizer, ["", "[SEP]"])

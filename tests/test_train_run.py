@@ -304,3 +304,32 @@ def test_distilled_student_has_one_layer_and_follows_its_teacher(grouped_file: P
     assert AutoConfig.from_pretrained(result.model_dir).num_hidden_layers == 1
     after = kl_to_teacher(load_cross_encoder(str(result.model_dir)), teacher, grouped_file)
     assert after < before * 0.5
+
+
+@pytest.mark.slow
+def test_lexical_term_gets_its_idf_from_the_training_passages_and_keeps_it(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from winnow.models.gated_cross_encoder import set_lexical_idf
+    from winnow.training.trainer import training_passages
+
+    settings = dict(architecture="gated", lexical_weight=0.3, checkpoint_every=100, interpolation=0.5)
+    result = train(config(tiny_encoder, grouped_file, tmp_path / "run", **settings), progress=False)
+    model, _ = load_cross_encoder(str(result.model_dir))
+    reference, tokenizer = load_cross_encoder(str(tiny_encoder), "gated", lexical_weight=0.3)
+    groups, _ = read_jsonl(grouped_file)
+    assert set_lexical_idf(reference, tokenizer, training_passages(groups)) == 12
+    # Averaging with the start (interpolation 0.5) leaves the table as counted: the start has the same one.
+    torch.testing.assert_close(model.lexical_idf, reference.lexical_idf)
+    assert model.config.lexical_avgdl == pytest.approx(reference.config.lexical_avgdl)
+    assert model.lexical_idf[AutoTokenizer.from_pretrained(tiny_encoder).cls_token_id] == 0
+    assert model.lexical_weight.item() != pytest.approx(0.3)  # trained with the head
+
+
+def test_lexical_weight_is_refused_for_a_model_it_cannot_be_added_to(tiny_encoder: Path) -> None:
+    with pytest.raises(ValueError, match="built as a classifier"):
+        load_cross_encoder(str(tiny_encoder), "classifier", lexical_weight=0.1)
+    with pytest.raises(ValueError, match="already a cross-encoder"):
+        load_cross_encoder("winnow-minilm-l6", lexical_weight=0.1)

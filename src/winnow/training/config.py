@@ -36,6 +36,8 @@ class TrainConfig:
     ``*ForSequenceClassification`` with a fresh head); a base that is already a cross-encoder continues as is.
     ``interpolation`` below 1 makes the final model ``(1 - w) * start + w * best`` (WiSE-FT weight averaging):
     a small fine-tuning set then adds its domain without wiping out what the start knew.
+    ``lexical_weight`` gives a gated model built from a plain encoder a lexical-match term (BM25 over the
+    pair's word pieces, IDF counted on the training passages) with that starting weight.
     ``layers`` keeps only the base's first N transformer layers: a smaller, faster student, usually
     distilled from a ``teacher`` (``loss: kl`` or ``margin_mse``) to prune candidates in a cascade.
     """
@@ -67,6 +69,7 @@ class TrainConfig:
     dtype: str | None = None
     save_dtype: str = "fp16"
     interpolation: float = 1.0
+    lexical_weight: float | None = None
     layers: int | None = None
     threads: int | None = None
 

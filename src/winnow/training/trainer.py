@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from winnow.models import pick_device, pick_dtype, resolve_model
-from winnow.models.gated_cross_encoder import from_bi_encoder
+from winnow.models.gated_cross_encoder import from_bi_encoder, set_lexical_idf
 from winnow.models.hardware import DTYPES
 from winnow.training.config import TrainConfig
 from winnow.training.data import Group, LoadReport, read_beir, read_jsonl
@@ -70,18 +70,30 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
     return groups, reports
 
 
-def load_cross_encoder(base: str, architecture: str = "gated", layers: int | None = None):
+def load_cross_encoder(
+    base: str, architecture: str = "gated", layers: int | None = None, lexical_weight: float | None = None
+):
     """A one-logit cross-encoder from ``base`` and its tokenizer.
 
     A cross-encoder continues as it is; a plain encoder (a bi-encoder such as all-MiniLM-L6-v2) becomes
     a ``GatedBertForSequenceClassification`` that starts as that bi-encoder, or, with
-    ``architecture="classifier"``, a standard classifier with a fresh head. ``layers`` keeps only the
-    first N transformer layers (see ``keep_first_layers``).
+    ``architecture="classifier"``, a standard classifier with a fresh head. ``lexical_weight`` gives the
+    gated model its lexical-match term with that starting weight (its IDF table still has to be filled:
+    ``set_lexical_idf``). ``layers`` keeps only the first N transformer layers (see ``keep_first_layers``).
     """
     path = resolve_model(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if architecture == "gated" and not is_cross_encoder(path):
-        model = from_bi_encoder(str(path))
+    builds_gated = architecture == "gated" and not is_cross_encoder(path)
+    if lexical_weight is not None and not builds_gated:
+        raise ValueError(
+            f"lexical_weight adds a term to a gated model built from a plain encoder; {base} is "
+            f"{'already a cross-encoder' if is_cross_encoder(path) else 'built as a classifier'}, so it "
+            "cannot take one"
+        )
+    if builds_gated:
+        model = from_bi_encoder(
+            str(path), lexical_match=lexical_weight is not None, lexical_weight=lexical_weight or 0.0
+        )
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     if layers is not None:
@@ -124,7 +136,12 @@ def interpolate_weights(start: torch.nn.Module, tuned: torch.nn.Module, weight: 
 
 def _learns_from_scratch(name: str) -> bool:
     """Parameters that start at a fixed value rather than from pretraining, trained at the head's rate."""
-    return name.startswith(("classifier.", "similarity_")) or name.endswith("cross_gate")
+    return name.startswith(("classifier.", "similarity_", "lexical_")) or name.endswith("cross_gate")
+
+
+def training_passages(groups: list[Group]) -> list[str]:
+    """Every distinct passage of the training data: the collection a lexical-match IDF is counted on."""
+    return list(dict.fromkeys(p for group in groups for p in (*group.positives, *group.negatives)))
 
 
 def sample_group(group: Group, negatives: int, rng: random.Random) -> list[str]:
@@ -217,16 +234,6 @@ class Trainer:
                 "interpolation < 1 averages the result with its start, which needs a start that already "
                 "scores pairs: architecture 'gated' or a cross-encoder base, not a fresh classifier head"
             )
-        model, tokenizer = load_cross_encoder(
-            str(checkpoint) if checkpoint else config.base, config.architecture, config.layers
-        )
-        model.to(self.device).train()
-        if config.freeze_embeddings:
-            model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
-        teacher = teacher_tokenizer = None
-        if config.teacher:  # with its own tokenizer: a teacher may come from another model family
-            teacher, teacher_tokenizer = load_cross_encoder(config.teacher)
-            teacher.to(self.device).eval()
 
         groups, reports = load_sources(config.data, require_negatives=True)
         dev_groups, dev_reports = load_sources(config.dev, require_negatives=True)
@@ -234,6 +241,17 @@ class Trainer:
             raise ValueError("no training query has both a positive and a negative; nothing to train on")
         for report in [*reports, *dev_reports]:
             tqdm.write(f"data {report}")
+        if checkpoint:
+            model, tokenizer = load_cross_encoder(str(checkpoint))
+        else:
+            model, tokenizer = self._initial_model(groups)
+        model.to(self.device).train()
+        if config.freeze_embeddings:
+            model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+        teacher = teacher_tokenizer = None
+        if config.teacher:  # with its own tokenizer: a teacher may come from another model family
+            teacher, teacher_tokenizer = load_cross_encoder(config.teacher)
+            teacher.to(self.device).eval()
 
         micro_per_epoch = math.ceil(len(groups) / config.batch_size)
         steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accumulation)
@@ -355,7 +373,7 @@ class Trainer:
             model = AutoModelForSequenceClassification.from_pretrained(best, dtype=torch.float32)
         merged_dev = None
         if config.interpolation < 1:
-            start, _ = load_cross_encoder(config.base, config.architecture, config.layers)
+            start, _ = self._initial_model(groups)
             interpolate_weights(start, model, config.interpolation)
             if dev_groups:
                 merged_dev = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
@@ -384,6 +402,18 @@ class Trainer:
             time.monotonic() - started,
             stopped_early,
         )
+
+    def _initial_model(self, groups: list[Group]):
+        """The model before step 0, built the same way each time: the start of training, and the start
+        that ``interpolation`` averages the result with (so a lexical IDF table is identical in both)."""
+        config = self.config
+        model, tokenizer = load_cross_encoder(
+            config.base, config.architecture, config.layers, config.lexical_weight
+        )
+        if config.lexical_weight is not None:
+            counted = set_lexical_idf(model, tokenizer, training_passages(groups))
+            tqdm.write(f"lexical match: IDF of {counted:,} training passages, weight {config.lexical_weight}")
+        return model, tokenizer
 
     def _find_checkpoint(self) -> Path | None:
         """The last complete checkpoint: ``checkpoint``, or ``checkpoint.old`` if a save was interrupted."""
