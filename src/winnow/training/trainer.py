@@ -83,11 +83,12 @@ def load_cross_encoder(
     """
     path = resolve_model(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    builds_gated = architecture == "gated" and not is_cross_encoder(path)
+    continues = is_cross_encoder(path)
+    builds_gated = architecture == "gated" and not continues
     if lexical_weight is not None and not builds_gated:
         raise ValueError(
             f"lexical_weight adds a term to a gated model built from a plain encoder; {base} is "
-            f"{'already a cross-encoder' if is_cross_encoder(path) else 'built as a classifier'}, so it "
+            f"{'already a cross-encoder' if continues else 'built as a classifier'}, so it "
             "cannot take one"
         )
     if builds_gated:
