@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from winnow import Reranker
-from winnow.models.gated_cross_encoder import GatedBertForSequenceClassification, from_bi_encoder
+from winnow.models.gated_cross_encoder import (
+    GatedBertForSequenceClassification,
+    from_bi_encoder,
+    shut_small_gates,
+)
 
 QUERY = "how do tides work"
 PASSAGES = [
@@ -143,6 +147,45 @@ def test_shut_and_negative_gates_still_get_a_gradient(gated_dir: Path, implement
     model(**batch).logits.sum().backward()
     for gate in gates:
         assert gate.grad is not None and gate.grad.abs().max() > 0
+
+
+def test_shutting_small_gates_zeroes_only_them_and_saves_an_attention_call(
+    gated_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gated_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(gated_dir, attn_implementation="sdpa").eval()
+    batch = tokenizer([QUERY] * len(PASSAGES), PASSAGES, padding=True, return_tensors="pt")
+    gates = [layer.attention.self.cross_gate for layer in model.bert.encoder.layer]
+    heads = model.config.num_attention_heads
+    with torch.no_grad():
+        for gate in gates:
+            gate.copy_(torch.linspace(-0.01, 0.02, heads))
+        tiny_open = model(**batch).logits
+        gates[0][0] = 0.5
+
+    assert shut_small_gates(model, below=0.05) == len(gates) * heads - 1
+    assert gates[0][0].item() == 0.5 and all((g[1:] == 0).all() for g in gates)
+    with torch.no_grad():
+        gates[0][0] = 0.0
+    calls = []
+    attend = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return attend(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted)
+    with torch.no_grad():
+        shut = model(**batch).logits
+    assert len(calls) == len(gates)  # one attention call per layer instead of two
+    # Gates of 0.02 or less barely mattered: same order, logits (about 20 x cosine) within 0.2.
+    assert torch.equal(shut.argsort(dim=0), tiny_open.argsort(dim=0))
+    torch.testing.assert_close(shut, tiny_open, atol=0.2, rtol=0)
+
+    with pytest.raises(ValueError, match="only a gated cross-encoder"):
+        shut_small_gates(torch.nn.Linear(2, 1), below=0.05)
 
 
 LEXICAL_COLLECTION = [*PASSAGES, "The moon orbits the earth.", "Gravity pulls the oceans toward the moon."]

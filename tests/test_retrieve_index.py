@@ -151,7 +151,7 @@ from winnow.retrieve.ingest import iter_documents
 
 def slow():
     for doc in iter_documents([sys.argv[2]]):
-        time.sleep(0.05)
+        time.sleep(0.2)  # slow enough that a loaded machine still kills it mid-run
         yield doc
 
 Index.open_or_create(sys.argv[1], chunk_tokens=None).add(slow(), progress=False, batch_size=5)

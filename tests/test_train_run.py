@@ -250,13 +250,20 @@ def test_interpolate_weights_is_a_weighted_average() -> None:
     torch.testing.assert_close(tuned.weight.detach(), expected)
 
 
-def test_interpolation_needs_a_start_that_scores_pairs(
-    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("setting", "usable", "refusal"),
+    [
+        ("interpolation", 0.5, "start that already scores pairs"),
+        ("shut_gates_below", 0.05, "needs a gated model"),
+    ],
+)
+def test_settings_for_a_gated_start_are_refused_for_a_fresh_classifier_or_out_of_range(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path, setting: str, usable: float, refusal: str
 ) -> None:
-    with pytest.raises(ValueError, match="interpolation"):
-        train(config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.5), progress=False)
-    with pytest.raises(RecipeError, match="interpolation"):
-        config(tiny_encoder, grouped_file, tmp_path / "run", interpolation=0.0)
+    with pytest.raises(ValueError, match=refusal):
+        train(config(tiny_encoder, grouped_file, tmp_path / "run", **{setting: usable}), progress=False)
+    with pytest.raises(RecipeError, match=setting):
+        config(tiny_encoder, grouped_file, tmp_path / "run", **{setting: 0.0})
 
 
 def test_a_student_keeps_only_the_first_layers(
@@ -333,3 +340,19 @@ def test_lexical_weight_is_refused_for_a_model_it_cannot_be_added_to(tiny_encode
         load_cross_encoder(str(tiny_encoder), "classifier", lexical_weight=0.1)
     with pytest.raises(ValueError, match="already a cross-encoder"):
         load_cross_encoder("winnow-minilm-l6", lexical_weight=0.1)
+
+
+@pytest.mark.slow
+def test_shut_gates_below_leaves_the_saved_model_with_shut_gates(
+    tiny_encoder: Path, grouped_file: Path, tmp_path: Path
+) -> None:
+    settings = dict(architecture="gated", checkpoint_every=100, epochs=2, shut_gates_below=1.0)
+    result = train(
+        config(tiny_encoder, grouped_file, tmp_path / "run", dev=[{"path": str(grouped_file)}], **settings),
+        progress=False,
+    )
+    weights = load_file(result.model_dir / "model.safetensors")
+    gates = [w for name, w in weights.items() if name.endswith("cross_gate")]
+    assert len(gates) == 2 and all((g == 0).all() for g in gates)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["gates_shut"] == 24 and summary["dev_after_shutting_gates"]["ndcg@10"] > 0

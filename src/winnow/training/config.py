@@ -38,6 +38,9 @@ class TrainConfig:
     a small fine-tuning set then adds its domain without wiping out what the start knew.
     ``lexical_weight`` gives a gated model built from a plain encoder a lexical-match term (BM25 over the
     pair's word pieces, IDF counted on the training passages) with that starting weight.
+    ``shut_gates_below`` sets the final gated model's cross-attention gates under that value to exactly 0:
+    a layer whose gates are all 0 needs one attention call instead of two at inference (the dev score after
+    shutting is reported, so the saving is not taken blind).
     ``layers`` keeps only the base's first N transformer layers: a smaller, faster student, usually
     distilled from a ``teacher`` (``loss: kl`` or ``margin_mse``) to prune candidates in a cascade.
     """
@@ -70,6 +73,7 @@ class TrainConfig:
     save_dtype: str = "fp16"
     interpolation: float = 1.0
     lexical_weight: float | None = None
+    shut_gates_below: float | None = None
     layers: int | None = None
     threads: int | None = None
 
@@ -112,6 +116,12 @@ class TrainConfig:
             raise RecipeError(f"layers must be a positive number of transformer layers, not {self.layers!r}")
         if not 0.0 < self.interpolation <= 1.0:
             raise RecipeError(f"interpolation must be in (0, 1], not {self.interpolation!r}")
+        if self.shut_gates_below is not None and (
+            isinstance(self.shut_gates_below, bool)
+            or not isinstance(self.shut_gates_below, int | float)
+            or not 0.0 < self.shut_gates_below <= 1.0
+        ):
+            raise RecipeError(f"shut_gates_below must be a number in (0, 1], not {self.shut_gates_below!r}")
         if self.save_dtype not in ("fp16", "fp32", "bf16"):
             raise RecipeError(f"save_dtype must be fp16, bf16 or fp32, not {self.save_dtype!r}")
 

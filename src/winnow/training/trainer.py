@@ -21,7 +21,12 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from winnow.models import pick_device, pick_dtype, resolve_model
-from winnow.models.gated_cross_encoder import from_bi_encoder, set_lexical_idf
+from winnow.models.gated_cross_encoder import (
+    GatedBertForSequenceClassification,
+    from_bi_encoder,
+    set_lexical_idf,
+    shut_small_gates,
+)
 from winnow.models.hardware import DTYPES
 from winnow.training.config import TrainConfig
 from winnow.training.data import Group, LoadReport, read_beir, read_jsonl
@@ -246,6 +251,8 @@ class Trainer:
             model, tokenizer = load_cross_encoder(str(checkpoint))
         else:
             model, tokenizer = self._initial_model(groups)
+        if config.shut_gates_below is not None and not isinstance(model, GatedBertForSequenceClassification):
+            raise ValueError("shut_gates_below needs a gated model: one with cross-attention gates to shut")
         model.to(self.device).train()
         if config.freeze_embeddings:
             model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -379,6 +386,12 @@ class Trainer:
             if dev_groups:
                 merged_dev = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
                 tqdm.write(f"interpolated with the start ({config.interpolation}): dev {merged_dev}")
+        gates_shut = shut_dev = None
+        if config.shut_gates_below is not None:
+            gates_shut = shut_small_gates(model, config.shut_gates_below)
+            if dev_groups:
+                shut_dev = evaluate_groups(model, tokenizer, dev_groups, config.max_length, self.autocast)
+            tqdm.write(f"shut {gates_shut} gates under {config.shut_gates_below}: dev {shut_dev}")
         self._save_model(model, tokenizer, final, config.save_dtype)
         summary = {
             "config": config.to_dict(),
@@ -388,6 +401,8 @@ class Trainer:
             "best_step": state["best_step"],
             "dev_ndcg@10": state["best"],
             "interpolated_dev": merged_dev,
+            "gates_shut": gates_shut,
+            "dev_after_shutting_gates": shut_dev,
             "stopped_early": stopped_early,
             "train_seconds": round(state["seconds"], 1),
             "device": self.device,
