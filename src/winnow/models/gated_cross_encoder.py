@@ -356,8 +356,9 @@ def shut_small_gates(model: GatedBertForSequenceClassification, below: float) ->
     """Set every cross-attention gate under ``below`` to exactly 0; returns how many of them are now 0.
 
     A gate of 0.01 lets a head look 1% across the query/passage boundary, yet costs a second attention
-    call in its layer; on CPUs attention is about half the time at 512 tokens, so a layer whose gates are
-    all exactly 0 runs about 1.4x faster. Whether the scores can spare those gates is for a dev set to say.
+    call in its layer, and on CPUs attention is a large share of a cross-encoder's time (40% of bf16 time
+    even with one call, benchmarks/rerank_speed.py), so a model whose gates are all exactly 0 reranks about
+    1.4x faster (docs/cascade.md). Whether the scores can spare those gates is for a dev set to say.
     """
     if not isinstance(model, GatedBertForSequenceClassification):
         raise ValueError("only a gated cross-encoder has cross-attention gates to shut")
