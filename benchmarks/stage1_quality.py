@@ -57,7 +57,8 @@ def main() -> None:
     write_section(
         "stage1-quality",
         "### Quality: SciFact test (stage 1 alone)\n\n"
-        "300 test queries, 5,183 abstracts indexed whole (title + text), all-MiniLM-L6-v2 in bf16, bm25s "
+        "300 test queries, 5,183 abstracts indexed whole (title + text), all-MiniLM-L6-v2 with bf16 linear "
+        "layers (fused, the rest fp32: winnow.models.fused_linear), bm25s "
         "k1 1.2 b 0.75 with English stopwords and Snowball stemming. Fusion depth 100 per list unless "
         "stated. `nice .venv/bin/python benchmarks/stage1_quality.py`\n\n" + "\n".join(table),
     )

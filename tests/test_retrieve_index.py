@@ -195,6 +195,9 @@ def test_reciprocal_rank_fusion_and_weighted_fusion() -> None:
     ids, scores = reciprocal_rank_fusion([np.array([1, 2, 3]), np.array([3, 1, 4])], k=60)
     assert ids.tolist() == [1, 3, 2, 4]
     assert scores[0] == pytest.approx(1 / 61 + 1 / 62)
+    # Equal scores go to the list given first, whatever the ids (by id this would be 3, 5, 4, 6).
+    ids, _ = reciprocal_rank_fusion([np.array([5, 6]), np.array([3, 4])], k=60)
+    assert ids.tolist() == [5, 3, 6, 4]
     ids, scores = weighted_score_fusion(
         [(np.array([1, 2]), np.array([10.0, 0.0])), (np.array([2, 3]), np.array([0.9, 0.1]))], [0.3, 0.7]
     )

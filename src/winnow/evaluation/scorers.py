@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from winnow.evaluation.cache import DiskScoreCache, model_fingerprint
+from winnow.models.fused_linear import runs_fused
 
 BI_ENCODER_PREFIX = "bi-encoder:"
 
@@ -24,6 +25,11 @@ class Scorer(Protocol):
     def score(self, query: str, texts: list[str]) -> np.ndarray:
         """Relevance of each text to the query, input order."""
         ...
+
+
+def _precision(device: str, dtype: str) -> str:
+    """The number format as it affects scores, for cache keys: fused bf16 layers compute differently."""
+    return f"{dtype}-fused" if runs_fused(device, dtype) else dtype
 
 
 class CrossEncoderScorer:
@@ -43,7 +49,7 @@ class CrossEncoderScorer:
                     "cross",
                     model_fingerprint(self.reranker.model_dir),
                     self.reranker.backend_name,
-                    self.reranker.dtype,
+                    _precision(self.reranker.device, self.reranker.dtype),
                     self.reranker.max_length,
                 ),
             )
@@ -69,7 +75,7 @@ class BiEncoderScorer:
                 (
                     "bi",
                     model_fingerprint(self.embedder.model_dir),
-                    self.embedder.dtype,
+                    _precision(self.embedder.device, self.embedder.dtype),
                     self.embedder.max_length,
                 ),
             )

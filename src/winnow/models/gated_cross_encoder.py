@@ -157,6 +157,9 @@ class _Intermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(self.dense(x))
+
 
 class _Layer(nn.Module):
     def __init__(self, config: GatedCrossEncoderConfig) -> None:
@@ -169,8 +172,7 @@ class _Layer(nn.Module):
         self, hidden: torch.Tensor, full_mask: torch.Tensor, segment_mask: torch.Tensor
     ) -> torch.Tensor:
         attended = self.attention.output(self.attention.self(hidden, full_mask, segment_mask), hidden)
-        inner = nn.functional.gelu(self.intermediate.dense(attended))
-        return self.output(inner, attended)
+        return self.output(self.intermediate(attended), attended)
 
 
 class _Encoder(nn.Module):
@@ -303,10 +305,13 @@ class GatedBertForSequenceClassification(PreTrainedModel):
         positions = torch.where(present, positions, 0)
 
         hidden = self.bert.embeddings(input_ids, positions)
-        lowest = torch.finfo(hidden.dtype).min
-        full_mask = torch.where(present[:, None, None, :], 0.0, lowest).to(hidden.dtype)
+        # Attention runs in its projections' format: the model's own, or bf16 when the linear layers are
+        # fused (winnow.models.fused_linear) while the residual stream stays fp32.
+        attention_dtype = self.bert.encoder.layer[0].attention.self.query.weight.dtype
+        lowest = torch.finfo(attention_dtype).min
+        full_mask = torch.where(present[:, None, None, :], 0.0, lowest).to(attention_dtype)
         same_segment = (passage[:, :, None] == passage[:, None, :]) & present[:, None, :]
-        segment_mask = torch.where(same_segment[:, None], 0.0, lowest).to(hidden.dtype)
+        segment_mask = torch.where(same_segment[:, None], 0.0, lowest).to(attention_dtype)
         for layer in self.bert.encoder.layer:
             hidden = layer(hidden, full_mask, segment_mask)
 

@@ -1,4 +1,4 @@
-"""Cross-encoder inference in PyTorch, in the model's own number format or in bf16/fp16."""
+"""Cross-encoder inference in PyTorch: fp32, bf16 (on a CPU: fused bf16 linear layers), or fp16."""
 
 from __future__ import annotations
 
@@ -7,19 +7,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from winnow.models.fused_linear import fuse_linear_layers, runs_fused
 from winnow.models.hardware import DTYPES
 from winnow.rerank.backends.loading import load_sequence_classifier, takes_token_type_ids
 
 
 class TorchBackend:
-    """A Hugging Face sequence-classification model run under ``torch.inference_mode``."""
+    """A Hugging Face sequence-classification model run under ``torch.inference_mode``.
+
+    bf16 on a CPU keeps the model in fp32 and runs its linear layers as fused bf16 oneDNN calls
+    (``winnow.models.fused_linear``): as fast as the model cast to bf16 whole (the fused GELU and bias
+    pay for the casts), and closer to fp32 (worst Kendall tau over 4 SciFact queries 0.998 against 0.989).
+    """
 
     name = "torch"
 
     def __init__(self, model_dir: Path, device: str, dtype: str) -> None:
         self.device = device
         self.dtype = dtype
-        self.model = load_sequence_classifier(model_dir, dtype=DTYPES[dtype]).to(device).eval()
+        fused = runs_fused(device, dtype)
+        model = load_sequence_classifier(model_dir, dtype=torch.float32 if fused else DTYPES[dtype])
+        if fused:
+            fuse_linear_layers(model)
+        self.model = model.to(device).eval()
         self.num_labels = self.model.config.num_labels
         self._takes_token_types = takes_token_type_ids(self.model)
 
