@@ -77,3 +77,14 @@ def test_bf16_reranker_on_a_cpu_runs_fused_and_ranks_like_fp32(minilm_cross_enco
     # The fixture's head is untrained, so its 24 scores lie close together: ask for near-equal order.
     tau = kendalltau(bf16.score(scifact_pairs), fp32.score(scifact_pairs)).statistic
     assert tau >= 0.95
+
+
+def test_gated_model_feed_forward_is_fused() -> None:
+    """The default model (Winnow's gated architecture) gets its GELU fused too, not only its linears."""
+    from winnow.models import resolve_model
+    from winnow.rerank.backends.loading import load_sequence_classifier
+
+    model = load_sequence_classifier(resolve_model("winnow-minilm-l6")).eval()
+    fuse_linear_layers(model)
+    intermediate = model.bert.encoder.layer[0].intermediate
+    assert isinstance(intermediate, FusedLinear) and intermediate.gelu

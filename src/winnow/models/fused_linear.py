@@ -50,10 +50,10 @@ def _exact_gelu_intermediate(module: nn.Module) -> nn.Linear | None:
     dense = getattr(module, "dense", None)
     if not type(module).__name__.endswith("Intermediate") or not isinstance(dense, nn.Linear):
         return None
-    # Winnow's gated model applies GELU in its block's forward; transformers' blocks hold GELUActivation,
+    # Winnow's gated model holds the exact GELU function itself; transformers' blocks hold GELUActivation,
     # whose ``act`` is the exact GELU (its tanh-approximation siblings are other classes).
     activation = getattr(module, "intermediate_act_fn", None)
-    exact = activation is None or (
+    exact = activation is nn.functional.gelu or (
         type(activation).__name__ == "GELUActivation" and activation.act is nn.functional.gelu
     )
     return dense if exact else None

@@ -156,9 +156,10 @@ class _Intermediate(nn.Module):
     def __init__(self, config: GatedCrossEncoderConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = nn.functional.gelu  # as BERT's block names it (fused_linear looks for it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.gelu(self.dense(x))
+        return self.intermediate_act_fn(self.dense(x))
 
 
 class _Layer(nn.Module):
