@@ -107,6 +107,8 @@ class _SelfAttention(nn.Module):
     def forward(
         self, hidden: torch.Tensor, full_mask: torch.Tensor, segment_mask: torch.Tensor
     ) -> torch.Tensor:
+        # Cast once for the three projections (fused bf16 layers would otherwise each cast the fp32 input).
+        hidden = hidden.to(self.query.weight.dtype)
         q, k, v = (
             self._split(self.query(hidden)),
             self._split(self.key(hidden)),
