@@ -10,6 +10,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``bf16`` on CPUs without bf16 units (AVX2-only machines): everything else runs."""
+    from winnow.models.hardware import cpu_has_fast_bf16, cpu_name
+
+    if cpu_has_fast_bf16():
+        return
+    skip = pytest.mark.skip(reason=f"needs a CPU with bf16 units (AMX or AVX-512 BF16); this is {cpu_name()}")
+    for item in items:
+        if "bf16" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data sets beside the repository (../shared/data)."""

@@ -12,10 +12,10 @@ import torch
 from scipy.stats import kendalltau
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from winnow.models.fused_linear import FusedLinear, fuse_linear_layers, fused_linear_available
+from winnow.models.fused_linear import FusedLinear, fuse_linear_layers
 from winnow.rerank import Reranker
 
-pytestmark = pytest.mark.skipif(not fused_linear_available(), reason="torch built without oneDNN")
+pytestmark = pytest.mark.bf16
 
 
 @pytest.fixture(scope="module")

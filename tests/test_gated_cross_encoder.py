@@ -85,6 +85,7 @@ def test_full_length_pairs_score_beside_padded_ones(gated_dir: Path) -> None:
     np.testing.assert_allclose(together, alone, atol=1e-4)
 
 
+@pytest.mark.bf16
 def test_bf16_keeps_the_fp32_order(gated_dir: Path) -> None:
     fp32 = Reranker(str(gated_dir), backend="torch", dtype="fp32", cache=0).rerank(QUERY, PASSAGES)
     bf16 = Reranker(str(gated_dir), backend="torch", dtype="bf16", cache=0).rerank(QUERY, PASSAGES)
@@ -249,7 +250,7 @@ def test_lexical_term_is_word_piece_bm25_added_to_the_bi_encoder_logit(
     np.testing.assert_allclose(logits, cosine_logits + 0.5 * bm25, atol=1e-4)
 
 
-def test_lexical_model_scores_the_same_alone_padded_bf16_and_in_onnx(
+def test_lexical_model_scores_the_same_alone_padded_and_in_onnx(
     lexical_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path))
@@ -260,6 +261,13 @@ def test_lexical_model_scores_the_same_alone_padded_bf16_and_in_onnx(
     np.testing.assert_allclose(together, alone, atol=1e-4)
     onnx_scores = Reranker(str(lexical_dir), backend="onnx", cache=0).score(pairs)
     np.testing.assert_allclose(onnx_scores, together, atol=1e-3)
+
+
+@pytest.mark.bf16
+def test_lexical_model_keeps_the_fp32_order_in_bf16(lexical_dir: Path) -> None:
+    together = Reranker(str(lexical_dir), backend="torch", dtype="fp32", cache=0).score(
+        [(QUERY, p) for p in PASSAGES]
+    )
     bf16 = Reranker(str(lexical_dir), backend="torch", dtype="bf16", cache=0).rerank(QUERY, PASSAGES)
     assert [r.index for r in bf16] == list(np.argsort(-np.asarray(together), kind="stable"))
 

@@ -146,6 +146,7 @@ def test_onnx_matches_torch_in_fp32(minilm_cross_encoder, fp32, tmp_path, monkey
     assert tau > 0.6
 
 
+@pytest.mark.bf16
 def test_bf16_ranks_like_fp32(minilm_cross_encoder, fp32, shared_data):
     import json
 

@@ -9,3 +9,7 @@ class WinnowError(Exception):
 
 class ModelNotFoundError(WinnowError, FileNotFoundError):
     """A model name or path could not be resolved to files on this machine."""
+
+
+class UnsupportedHardwareError(WinnowError, ValueError):
+    """A number format or backend was asked for that this machine's CPU or GPU cannot run."""

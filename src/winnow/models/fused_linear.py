@@ -21,10 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def fused_linear_available() -> bool:
-    """Whether this torch build has oneDNN's fused linear op (CPU builds with mkldnn do)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+from winnow.models.hardware import cpu_has_fast_bf16
 
 
 class FusedLinear(nn.Module):
@@ -60,8 +57,9 @@ def _exact_gelu_intermediate(module: nn.Module) -> nn.Linear | None:
 
 
 def runs_fused(device: str, dtype: str) -> bool:
-    """Whether a model for this device and number format runs with ``fuse_linear_layers``: bf16 on a CPU."""
-    return device == "cpu" and dtype == "bf16" and fused_linear_available()
+    """Whether a model for this device and number format runs with ``fuse_linear_layers``: bf16 on a CPU
+    whose bf16 units oneDNN can use (elsewhere oneDNN cannot build the fused primitive at all)."""
+    return device == "cpu" and dtype == "bf16" and cpu_has_fast_bf16()
 
 
 def fuse_linear_layers(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> int:
