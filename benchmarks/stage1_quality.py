@@ -33,7 +33,7 @@ def main() -> None:
     path = CACHE / "scifact-whole"
     index = Index.open_or_create(path, chunk_tokens=None)
     start = time.perf_counter()
-    stats = index.add(load_beir_corpus(folder), progress=True, batch_size=1024)
+    stats = index.add(load_beir_corpus(folder), progress=True, commit_every_chunks=1024)
     print(f"index: {stats} ({time.perf_counter() - start:.1f} s)")
     evalset = load_beir(folder)
     queries, qrels = evalset.queries, Qrels(evalset.qrels)

@@ -43,7 +43,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             with Index.create(os.path.join(tmp, "i"), chunk_tokens=None) as index:
-                index.add(docs, progress=False, batch_size=1024)
+                index.add(docs, progress=False, commit_every_chunks=1024)
             winnow_s.append(time.perf_counter() - start)
         start = time.perf_counter()
         st.encode(texts, batch_size=32, normalize_embeddings=True)

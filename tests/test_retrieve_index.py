@@ -1,16 +1,13 @@
-"""The on-disk index: search modes, upserts that re-embed only changes, deletes, filters, crash safety."""
+"""The on-disk index: search modes, upserts that re-embed only changes, deletes, filters, interrupted adds.
+
+Killed processes, the writer lock and damaged files: test_index_robustness.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import shutil
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,51 +132,13 @@ def test_interrupted_add_keeps_committed_batches_and_resumes(
         Index.create(tmp_path / "i", chunk_tokens=None) as index,
         pytest.raises(RuntimeError, match="power cut"),
     ):
-        index.add(crashing(), progress=False, batch_size=10)
+        index.add(crashing(), progress=False, commit_every_chunks=10)
     with Index.open(tmp_path / "i") as index:
-        assert len(index) == 20  # two whole batches committed, the third lost
+        assert len(index) == 20  # two commits of 10; the 5 documents read since were not embedded yet
         assert index.search("SQLite write-ahead logging", k=3)  # readable: derived files rebuilt
-        stats = index.add(sample_docs, progress=False, batch_size=10)
+        stats = index.add(sample_docs, progress=False, commit_every_chunks=10)
         assert (stats.unchanged, stats.added, stats.chunks_embedded) == (20, 30, 30)
         assert len(index) == 50
-
-
-KILLED_WRITER = """
-import sys, time
-from winnow.retrieve import Index
-from winnow.retrieve.ingest import iter_documents
-
-def slow():
-    for doc in iter_documents([sys.argv[2]]):
-        time.sleep(0.2)  # slow enough that a loaded machine still kills it mid-run
-        yield doc
-
-Index.open_or_create(sys.argv[1], chunk_tokens=None).add(slow(), progress=False, batch_size=5)
-"""
-
-
-def test_killed_indexing_process_loses_nothing_committed(tmp_path: Path) -> None:
-    path = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(SAMPLE)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        committed = 0
-        while committed < 10 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            if (path / "index.sqlite").exists():
-                with sqlite3.connect(path / "index.sqlite") as db:
-                    committed = db.execute("SELECT count(*) FROM documents").fetchone()[0]
-        assert proc.poll() is None, "the writer finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    with Index.open(path) as index:
-        survived = len(index)
-        assert 10 <= survived < 50 and survived % 5 == 0
-        assert index.search("TCP handshake", k=3, mode="bm25")
-        stats = index.add(iter_documents([SAMPLE]), progress=False)
-        assert stats.unchanged == survived and len(index) == 50
 
 
 def test_open_missing_index_and_bad_queries(tmp_path: Path, index: Index) -> None:

@@ -26,7 +26,9 @@ FLOORS = {"bm25": 0.678, "dense": 0.643, "rrf": 0.713, "hybrid": 0.728}
 @pytest.fixture(scope="session")
 def scifact_index(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     with Index.create(tmp_path_factory.mktemp("scifact") / "index", chunk_tokens=None) as index:
-        index.add(load_beir_corpus(shared_data / "beir" / "scifact"), progress=False, batch_size=1024)
+        index.add(
+            load_beir_corpus(shared_data / "beir" / "scifact"), progress=False, commit_every_chunks=1024
+        )
         yield index
 
 

@@ -1,14 +1,17 @@
 """The index's system of record: documents, chunks, embeddings and settings in one SQLite file (WAL).
 
 Everything else in an index folder (BM25 matrices, vector arrays, HNSW graph) is derived from this file
-and can be rebuilt from it, so a crash can only ever lose the batch that was being written.
+and can be rebuilt from it, so a crash can only ever lose the work not yet committed. Embeddings of a
+document that is not finished yet (a large file, or one a crash interrupted) wait in
+``pending_embeddings``: the document appears only when whole, and a rerun does not embed them again.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS pending_embeddings (text_hash TEXT PRIMARY KEY, embedding BLOB NOT NULL);
 """
 
 
@@ -58,6 +62,19 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state, even while another process commits (WAL)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.in_transaction:  # SQLite may have ended it already, after an error
+                self.db.execute("COMMIT")
 
     # settings -------------------------------------------------------------------------------------
     def get_meta(self) -> dict[str, Any]:
@@ -80,15 +97,18 @@ class Store:
         return out
 
     def embeddings_by_hash(self, hashes: Iterable[str], dim: int) -> dict[str, np.ndarray]:
+        """Stored embeddings by chunk text hash: of indexed chunks, else of unfinished documents."""
         out: dict[str, np.ndarray] = {}
         wanted = list(set(hashes))
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for text_hash, blob in self.db.execute(
-                f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({marks})", part
-            ):
-                out[text_hash] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        for table in ("chunks", "pending_embeddings"):
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for text_hash, blob in self.db.execute(
+                    f"SELECT text_hash, embedding FROM {table} WHERE text_hash IN ({marks})", part
+                ):
+                    out[text_hash] = np.frombuffer(blob, dtype=np.float32, count=dim)
+            wanted = [h for h in wanted if h not in out]
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -159,8 +179,10 @@ class Store:
         documents: Sequence[tuple[Document, str]],
         chunks: Sequence[tuple[Chunk, str, np.ndarray]],
         generation: int,
+        pending: Sequence[tuple[str, np.ndarray]] = (),
     ) -> None:
-        """Replace the given documents and their chunks in one transaction, and bump the generation."""
+        """In one transaction: replace the given documents and their chunks (and set ``generation`` if
+        there are any), and keep the ``pending`` (text hash, embedding) pairs of unfinished documents."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for doc, content_hash in documents:
@@ -194,9 +216,23 @@ class Store:
                     for c, text_hash, vector in chunks
                 ],
             )
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (json.dumps(generation),)
+            self.db.executemany(
+                "DELETE FROM pending_embeddings WHERE text_hash = ?", [(h,) for _, h, _ in chunks]
             )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO pending_embeddings(text_hash, embedding) VALUES (?, ?)",
+                [(h, vector.astype(np.float32).tobytes()) for h, vector in pending],
+            )
+            if documents:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)",
+                    (json.dumps(generation),),
+                )
+
+    def clear_pending(self) -> None:
+        """Forget embeddings kept for unfinished documents (called when an ``add`` has finished)."""
+        with self.db:
+            self.db.execute("DELETE FROM pending_embeddings")
 
     def delete(self, doc_ids: Sequence[str], generation: int) -> int:
         with self.db:
