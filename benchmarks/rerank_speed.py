@@ -1,15 +1,17 @@
-"""Stage-2 speed: Winnow's reranker against sentence-transformers' CrossEncoder.predict, same model,
-same pairs, same process.
+"""Stage-2 speed: Winnow's backends against what a CPU user would pick instead (sentence-transformers'
+CrossEncoder.predict, FlashRank's Ranker), same model, same pairs, same process.
 
 Workload (a): 50 BM25 candidates of a SciFact test query (real abstracts, about 360 tokens per pair
 at max_length 512). Workload (b): 50 chunks of about 128 tokens cut from SciFact abstracts.
-Every configuration reranks the same queries; the figure is the median over queries and repeats.
+Every engine reranks the same queries, round-robin over several rounds (the machine may be shared;
+engines of one round see the same load), and the speed-up is the median of the per-round ratios.
 It also measures this machine's bf16/fp32 matmul rate and the model's FLOPs for the workload, so
 the distance to the hardware limit is visible, the ranking agreement with fp32 (Kendall tau per
 query), and the peak memory of a fresh process reranking workload (a).
 
-    python benchmarks/rerank_speed.py   # writes the "rerank_speed" section of docs/benchmarks.md
-    python benchmarks/rerank_speed.py --model PATH --queries 5 --repeats 2
+    python benchmarks/rerank_speed.py   # writes its section of docs/benchmarks.md: "rerank_speed" on a
+                                        # CPU with bf16 units, "rerank_speed_no_bf16" on one without
+    python benchmarks/rerank_speed.py --model PATH --queries 5 --rounds 3
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import multiprocessing
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,14 +35,22 @@ from scipy.stats import kendalltau
 import winnow.models.gated_cross_encoder  # noqa: F401  (sentence-transformers loads the gated model too)
 from winnow import Reranker
 from winnow.models import resolve_model
+from winnow.models.hardware import cpu_bf16_units, cpu_name
+from winnow.rerank.backends import choose_backend
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
-CONFIGS = [  # (label, backend, dtype)
+BASELINE = "sentence-transformers CrossEncoder.predict (fp32, defaults)"
+CONFIGS = [  # (label, backend, dtype); bf16 only where the CPU has bf16 units
     ("winnow torch fp32", "torch", "fp32"),
     ("winnow torch bf16", "torch", "bf16"),
     ("winnow onnx fp32", "onnx", None),
     ("winnow onnx int8", "onnx-int8", None),
+    ("winnow openvino fp32", "openvino", None),
 ]
+NOT_MEASURED = (
+    "optimum's ONNX Runtime classifier is not in the run: optimum[onnxruntime] 2.1.0 requires "
+    "transformers < 4.58 and would replace the installed transformers 5.x."
+)
 
 
 def load_workloads(n_queries: int, tokenizer) -> dict[str, list[tuple[str, list[str]]]]:
@@ -94,17 +105,34 @@ def model_flops(config: dict, lengths: list[int]) -> float:
     return sum(layers * (2 * n * (4 * h * h + 2 * h * i) + 4 * n * n * h) for n in lengths)
 
 
-def time_runs(rank, workload, repeats: int) -> tuple[float, list[np.ndarray]]:
-    """Median seconds per query over queries x repeats, and the scores of the last repeat."""
-    rank(*workload[0])  # warm-up
-    times, scores = [], []
-    for _ in range(repeats):
-        scores = []
-        for query, docs in workload:
+def interleaved(engines: dict, workload, rounds: int) -> tuple[dict, dict, dict]:
+    """Time every engine on the whole workload, round-robin, rotating the order each round.
+
+    The machine is shared, so load drifts: engines timed in the same round see about the same load, and
+    the speed-up is the median over rounds of the per-round ratio to the first engine (the baseline).
+    Returns median seconds per query, median speed-up, and each engine's scores (last round).
+    """
+    query, docs = workload[0]
+    for rank in engines.values():
+        rank(query, docs[:8])  # warm-up (first-call allocations, lazy compilation)
+    per_round = {label: [] for label in engines}
+    scores = {}
+    labels = list(engines)
+    for round_index in range(rounds):
+        shift = round_index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
             start = time.perf_counter()
-            scores.append(np.asarray(rank(query, docs), dtype=np.float64))
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), scores
+            scores[label] = [np.asarray(engines[label](q, docs), dtype=np.float64) for q, docs in workload]
+            per_round[label].append((time.perf_counter() - start) / len(workload))
+            took = per_round[label][-1]
+            print(f"  round {round_index + 1}/{rounds} {label}: {took:.2f} s/query", flush=True)
+    baseline = per_round[labels[0]]
+    seconds = {label: statistics.median(times) for label, times in per_round.items()}
+    speedup = {
+        label: statistics.median(b / t for b, t in zip(baseline, times, strict=True))
+        for label, times in per_round.items()
+    }
+    return seconds, speedup, scores
 
 
 def time_shares(reranker: Reranker, query: str, docs: list[str]) -> dict[str, float]:
@@ -124,6 +152,65 @@ def time_shares(reranker: Reranker, query: str, docs: list[str]) -> dict[str, fl
             spent["other"] += event.self_cpu_time_total
     total = sum(spent.values())
     return {part: value / total for part, value in spent.items()}
+
+
+def onnx_time_shares(model_dir: Path, reranker: Reranker, query: str, docs: list[str]) -> dict[str, float]:
+    """Share of ONNX Runtime's node time per operator type for one rerank (its own profiler)."""
+    import onnxruntime as ort
+
+    from winnow.rerank.backends.onnx_backend import exported_model
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    session = ort.InferenceSession(str(exported_model(model_dir, False)), options)
+    inputs = {item.name for item in session.get_inputs()}
+
+    class Profiled:
+        num_labels = reranker.backend.num_labels
+
+        def __call__(self, batch):
+            return session.run(["logits"], {k: v for k, v in batch.items() if k in inputs})[0]
+
+    backend, reranker.backend = reranker.backend, Profiled()
+    try:
+        reranker.score([(query, d) for d in docs])
+    finally:
+        reranker.backend = backend
+    events = json.loads(Path(session.end_profiling()).read_text())
+    spent: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            spent[op] = spent.get(op, 0.0) + event["dur"]
+    total = sum(spent.values())
+    return dict(sorted(((op, t / total) for op, t in spent.items()), key=lambda item: -item[1]))
+
+
+def flashrank_ranker(model_dir: Path, onnx_path: Path):
+    """FlashRank's Ranker on the same model: the ONNX export in FlashRank's folder layout."""
+    from flashrank import Ranker, RerankRequest
+
+    folder = Path(tempfile.mkdtemp()) / model_dir.name
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(onnx_path)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    special = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
+    # FlashRank knows its models by name; register this one (the package's Ranker module holds the map).
+    sys.modules["flashrank.Ranker"].model_file_map[model_dir.name] = "model.onnx"
+    ranker = Ranker(model_name=model_dir.name, cache_dir=str(folder.parent), log_level="WARNING")
+
+    def rank(query: str, docs: list[str]) -> list[float]:
+        passages = [{"id": i, "text": d} for i, d in enumerate(docs)]
+        scored = {p["id"]: float(p["score"]) for p in ranker.rerank(RerankRequest(query, passages))}
+        return [scored[i] for i in range(len(docs))]  # sigmoid(logit): the same ranks as the logits
+
+    return rank
 
 
 def peak_memory_child(model_dir: str, backend: str, dtype: str | None, workload, queue) -> None:
@@ -163,7 +250,7 @@ def main() -> None:
         "--model", default="winnow-minilm-l6", help="cross-encoder to time (default: the bundled one)"
     )
     parser.add_argument("--queries", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin rounds over all engines")
     parser.add_argument(
         "--no-write", action="store_true", help="print only; do not update docs/benchmarks.md"
     )
@@ -178,14 +265,28 @@ def main() -> None:
         print(f"{args.model} not available; timing an {model_label}")
     from sentence_transformers import CrossEncoder
 
+    from winnow.rerank.backends.onnx_backend import exported_model
+
     # fp32 as sentence-transformers itself advises on CPU (the bundled weights are stored in fp16).
     baseline = CrossEncoder(str(model_dir), device="cpu", model_kwargs={"dtype": torch.float32})
     workloads = load_workloads(args.queries, baseline.tokenizer)
     config = json.loads((model_dir / "config.json").read_text())
-    gflops = {"bf16": matmul_gflops(torch.bfloat16), "fp32": matmul_gflops(torch.float32)}
+    bf16_units = cpu_bf16_units()
+    gflops = {"fp32": matmul_gflops(torch.float32)}
+    if bf16_units:
+        gflops["bf16"] = matmul_gflops(torch.bfloat16)
+    configs = [c for c in CONFIGS if c[2] != "bf16" or bf16_units]
     rerankers = {
-        label: Reranker(model_dir, backend=backend, dtype=dtype, cache=0) for label, backend, dtype in CONFIGS
+        label: Reranker(model_dir, backend=backend, dtype=dtype, cache=0) for label, backend, dtype in configs
     }
+    auto_backend, _, auto_dtype = choose_backend("auto", "cpu", None)
+    auto_label = next(label for label, b, d in configs if b == auto_backend and (d or "fp32") == auto_dtype)
+    engines = {BASELINE: lambda q, d: baseline.predict([(q, x) for x in d], show_progress_bar=False)}
+    engines["FlashRank Ranker (same model, ONNX export, its defaults)"] = flashrank_ranker(
+        model_dir, exported_model(model_dir, quantized=False)
+    )
+    for label, reranker in rerankers.items():
+        engines[label] = lambda q, d, r=reranker: r.score([(q, x) for x in d])
 
     rows = []
     for name, workload in workloads.items():
@@ -196,84 +297,72 @@ def main() -> None:
             for d in docs
         ]
         flops_per_query = model_flops(config, lengths) / len(workload)
-        n_docs = len(workload[0][1])
-        st_time, _ = time_runs(
-            lambda q, d: baseline.predict([(q, x) for x in d], show_progress_bar=False),
-            workload,
-            args.repeats,
-        )
-        _, reference = time_runs(
-            lambda q, d: rerankers["winnow torch fp32"].score([(q, x) for x in d]),
-            workload[: len(workload)],
-            1,
-        )
-        rows.append(
-            (
-                name,
-                "sentence-transformers CrossEncoder.predict (fp32, defaults)",
-                st_time,
-                1.0,
-                None,
-                n_docs,
-                flops_per_query,
-            )
-        )
-        for label, reranker in rerankers.items():
-            seconds, scores = time_runs(
-                lambda q, d, r=reranker: r.score([(q, x) for x in d]), workload, args.repeats
-            )
-            taus = [kendalltau(s, ref).statistic for s, ref in zip(scores, reference, strict=True)]
-            rows.append((name, label, seconds, st_time / seconds, min(taus), n_docs, flops_per_query))
-        print(
-            f"{name}: mean {statistics.mean(lengths):.0f} tokens per pair, "
-            f"{flops_per_query / 1e9:.0f} GFLOP per query"
-        )
+        print(f"{name}: mean {statistics.mean(lengths):.0f} tokens/pair, {flops_per_query / 1e9:.0f} GFLOP")
+        seconds, speedup, scores = interleaved(engines, workload, args.rounds)
+        reference = scores["winnow torch fp32"]
+        for label in engines:
+            taus = [kendalltau(s, ref).statistic for s, ref in zip(scores[label], reference, strict=True)]
+            tau = None if label == "winnow torch fp32" else min(taus)
+            n_docs = len(workload[0][1])
+            rows.append((name, label, seconds[label], speedup[label], tau, n_docs, flops_per_query))
 
-    shares = time_shares(rerankers["winnow torch bf16"], *workloads["(a) 50 abstracts"][0])
-    memory = {
-        "winnow torch bf16": peak_memory_gib(str(model_dir), "torch", "bf16", workloads["(a) 50 abstracts"]),
-        "winnow onnx int8": peak_memory_gib(str(model_dir), "onnx-int8", None, workloads["(a) 50 abstracts"]),
-    }
+    first = workloads["(a) 50 abstracts"][0]
+    shares = (
+        time_shares(rerankers["winnow torch bf16"], *first)
+        if bf16_units
+        else onnx_time_shares(model_dir, rerankers["winnow onnx fp32"], *first)
+    )
+    memory = peak_memory_gib(str(model_dir), auto_backend, None, workloads["(a) 50 abstracts"])
 
+    units = f"bf16 units: {bf16_units}" if bf16_units else "no bf16 units"
     lines = [
-        "## Stage 2: reranking speed (`benchmarks/rerank_speed.py`)",
+        f"## Stage 2: reranking speed, CPU {'with' if bf16_units else 'without'} bf16 units "
+        "(`benchmarks/rerank_speed.py`)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}. Measured matmul rate (FFN shape): bf16 {gflops['bf16']:.0f} GFLOP/s, "
-        f"fp32 {gflops['fp32']:.0f} GFLOP/s. Model: {model_label} ({config['num_hidden_layers']} layers, "
-        f"hidden {config['hidden_size']}). Median of {args.queries} queries x {args.repeats} repeats, "
-        "cache off. Kendall tau: the worst query's rank agreement with Winnow's fp32 scores.",
+        f"CPU: {cpu_name()}, {units}; {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"torch {torch.__version__}. Measured matmul rate (FFN shape): "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gflops.items())
+        + f". Model: {model_label} ({config['num_hidden_layers']} layers, hidden {config['hidden_size']}). "
+        f"{args.queries} {'query' if args.queries == 1 else 'queries'} per workload, all engines timed "
+        f"round-robin in one process, {args.rounds} rounds, rotating the order; ms / query is the median "
+        "over rounds, the speed-up the median of "
+        "the per-round ratios to sentence-transformers (engines in one round share the machine's load). "
+        "Cache off. Kendall tau: the worst query's rank agreement with Winnow's torch fp32 scores. "
+        f"`auto` on this CPU: {auto_label}.",
         "",
-        "| workload | configuration | ms / query | pairs / s | speed-up vs ST | min tau vs fp32 "
-        "| bf16 matmul limit |",
+        "| workload | engine | ms / query | pairs / s | speed-up vs ST | min tau vs fp32 "
+        "| fp32 matmul limit |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for name, label, seconds, ratio, tau, n_docs, flops in rows:
-        limit = flops / (gflops["bf16"] * 1e9)
+    for name, label, secs, ratio, tau, n_docs, flops in rows:
+        limit = flops / (gflops["fp32"] * 1e9)
         lines.append(
-            f"| {name} | {label} | {seconds * 1000:.0f} | {n_docs / seconds:.1f} | {ratio:.2f}x | "
-            f"{'-' if tau is None else f'{tau:.3f}'} | "
-            f"{limit * 1000:.0f} ms ({limit / seconds:.0%} of it reached) |"
+            f"| {name} | {label} | {secs * 1000:.0f} | {n_docs / secs:.1f} | {ratio:.2f}x | "
+            f"{'-' if tau is None else f'{tau:.3f}'} | {limit * 1000:.0f} ms ({limit / secs:.0%} of it) |"
         )
     lines += [
         "",
-        "Peak resident memory of a fresh process reranking workload (a): "
-        + ", ".join(f"{k} {v:.2f} GiB" for k, v in memory.items())
-        + ".",
-    ]
-    lines += [
+        f"Peak resident memory of a fresh process reranking workload (a) with `auto` ({auto_label}): "
+        f"{memory:.2f} GiB. {NOT_MEASURED}",
         "",
-        "Where winnow torch bf16 spends workload (a) (torch.profiler, one query): "
-        + ", ".join(f"{part} {share:.0%}" for part, share in shares.items())
-        + ". Attention does not get faster in bf16 on this CPU, so it bounds the speed-up over fp32. "
-        "On a CPU, torch bf16 keeps the model in fp32 and runs each linear layer as one oneDNN bf16 call "
-        "with its bias and GELU fused in (winnow.models.fused_linear); this is why its ranking stays so "
-        "close to fp32's.",
     ]
+    if bf16_units:
+        lines.append(
+            "Where winnow torch bf16 spends workload (a) (torch.profiler, one query): "
+            + ", ".join(f"{part} {share:.0%}" for part, share in shares.items())
+            + ". On a CPU, torch bf16 keeps the model in fp32 and runs each linear layer as one oneDNN "
+            "bf16 call with its bias and GELU fused in (winnow.models.fused_linear)."
+        )
+    else:
+        lines.append(
+            "Where winnow onnx fp32 spends workload (a) (ONNX Runtime's profiler, one query, share of "
+            "node time): " + ", ".join(f"{op} {share:.0%}" for op, share in list(shares.items())[:8]) + "."
+        )
     report = "\n".join(lines)
     print(report)
     if not args.no_write:
-        write_section("rerank_speed", report)
+        # One section per kind of CPU, so a run on one kind never erases the other kind's figures.
+        write_section("rerank_speed" if bf16_units else "rerank_speed_no_bf16", report)
 
 
 if __name__ == "__main__":

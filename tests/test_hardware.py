@@ -28,7 +28,7 @@ def test_cpu_name_says_model_and_vector_width() -> None:
 
 def test_auto_never_picks_bf16_without_units(cpu_without_bf16) -> None:
     backend, _, dtype = choose_backend("auto", "cpu", None)
-    assert dtype != "bf16" and backend.startswith("onnx")
+    assert dtype != "bf16" and backend == "openvino"
     assert hardware.pick_dtype("cpu") == "fp32"
 
 

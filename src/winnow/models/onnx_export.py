@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 ONNX_OPSET = 17
 # Bump when an export changes (inputs, fusion, quantization), so old cached files are not reused.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 4
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -103,11 +103,17 @@ def export_module(
 
 
 def onnx_session(path: Path, device: str = "cpu") -> onnxruntime.InferenceSession:
-    """An ONNX Runtime session with torch's thread count, on CUDA when asked for and installed."""
+    """An ONNX Runtime session with torch's thread count, on CUDA when asked for and installed.
+
+    One graph node at a time (sequential), each spread over torch's threads (one per physical core):
+    a transformer's nodes depend on each other, so parallel nodes would only fight for the cores.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
