@@ -127,7 +127,8 @@ def test_abstains_honestly_when_no_candidate_is_confident_enough(
     assert answered.mode == "extractive" and best == answered.results[0].probability < 1.0
     answer = Pipeline(pipeline.index, small_reranker, min_confidence=min(1.0, best + 1e-3)).ask(QUESTION)
     assert answer.mode == "abstained" and answer.text.startswith("I don't know")
-    assert f"best candidate's confidence {best:.3f}" in answer.text
+    assert f"no passage is confident enough (best probability {best:.2f} <" in answer.text
+    assert answer.abstention is not None and answer.abstention.best_probability == pytest.approx(best)
     assert answer.best_score == pytest.approx(best)
     assert answer.citations == [] and answer.sentences == [] and answer.results == []
 

@@ -18,6 +18,7 @@ from winnow.answer.context import DEFAULT_TOKEN_BUDGET, Context, Passage, build_
 from winnow.answer.extractive import NO_LLM_NOTICE, Sentence, best_sentences, render_extractive
 from winnow.answer.llm import ChatClient, LLMError
 from winnow.answer.prompt import build_messages
+from winnow.signals.abstention import Abstention
 
 if TYPE_CHECKING:
     from winnow.pipeline import Pipeline, PipelineResponse, PipelineResult
@@ -36,7 +37,8 @@ class Answer:
     ``citations`` are the passages the text cites ([n] = ``context.passage(n)``), ``results`` the
     reranked results retrieved, ``context`` the numbered passages the answer was written from.
     ``error`` says why the chat model failed (the answer is then extractive); ``best_score`` is the
-    best candidate's probability (its score when there is none), shown when the answer abstains.
+    best candidate's probability (its score when there is none), shown when the answer abstains;
+    ``abstention`` is set when it abstained because no passage reached the pipeline's min_confidence.
     ``timings`` are milliseconds per step: stage1, rerank, context, generate or extract, total.
     """
 
@@ -50,6 +52,7 @@ class Answer:
     sentences: list[Sentence] = field(default_factory=list)
     error: str | None = None
     best_score: float | None = None
+    abstention: Abstention | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the CLI's ``--json``)."""
@@ -62,6 +65,7 @@ class Answer:
             "sentences": [s.to_dict() for s in self.sentences],
             "error": self.error,
             "best_score": self.best_score,
+            "min_confidence": self.abstention.threshold if self.abstention else None,
             "timings": self.timings,
             "context_tokens": self.context.tokens,
         }
@@ -138,10 +142,8 @@ def ask(
     context = build_context(results, budget=token_budget, tokenizer=tokenizer)
     timings["context"] = (time.perf_counter() - step) * 1000
     if not response.confident:
-        reason = response.abstention.reason if response.abstention else "no candidate is confident enough"
-        return finish(
-            f"I don't know: the sources do not answer this confidently ({reason}).", "abstained", context, []
-        )
+        summary = response.abstention.summary if response.abstention else "no passage is confident enough"
+        return finish(f"I don't know: {summary}.", "abstained", context, [], abstention=response.abstention)
     if not context.passages:
         return finish(
             "I don't know: the index returned no passages for this question.", "abstained", context, []

@@ -1,18 +1,30 @@
 """Production signals after reranking: freshness, authority, diversity, calibration and abstention."""
 
-from winnow.signals.abstention import Abstention, ThresholdProposal, check_threshold, propose_threshold
-from winnow.signals.calibration import (
-    IsotonicCalibrator,
-    PlattCalibrator,
-    SigmoidCalibrator,
-    expected_calibration_error,
-    fit_calibrator,
-    load_calibrator,
+from typing import TYPE_CHECKING
+
+from winnow._lazy import lazy_attributes
+from winnow.signals.abstention import (
+    DEFAULT_MIN_CONFIDENCE,
+    Abstention,
+    ThresholdProposal,
+    check_threshold,
+    propose_threshold,
 )
-from winnow.signals.combine import Signals, combine
-from winnow.signals.freshness import DateCounts
+
+if TYPE_CHECKING:
+    from winnow.signals.calibration import (
+        IsotonicCalibrator,
+        PlattCalibrator,
+        SigmoidCalibrator,
+        expected_calibration_error,
+        fit_calibrator,
+        load_calibrator,
+    )
+    from winnow.signals.combine import Signals, combine
+    from winnow.signals.freshness import DateCounts
 
 __all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
     "Abstention",
     "DateCounts",
     "IsotonicCalibrator",
@@ -27,3 +39,24 @@ __all__ = [
     "load_calibrator",
     "propose_threshold",
 ]
+
+# Calibration and the combined signals import numpy and scipy: loaded on first use, so the CLI starts fast.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        **dict.fromkeys(
+            [
+                "IsotonicCalibrator",
+                "PlattCalibrator",
+                "SigmoidCalibrator",
+                "expected_calibration_error",
+                "fit_calibrator",
+                "load_calibrator",
+            ],
+            "winnow.signals.calibration",
+        ),
+        "Signals": "winnow.signals.combine",
+        "combine": "winnow.signals.combine",
+        "DateCounts": "winnow.signals.freshness",
+    },
+)

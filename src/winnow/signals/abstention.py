@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+# The CLI's default ``--min-confidence``: with the default model's shipped calibration, see
+# docs/signals.md ("Calibration shipped with the default model") for how it was chosen.
+DEFAULT_MIN_CONFIDENCE = 0.1
 
 
 def check_threshold(threshold: Any, name: str = "min_confidence") -> float:
@@ -33,6 +35,14 @@ class Abstention:
     best: Any = None
 
     @property
+    def summary(self) -> str:
+        """One line for a user, e.g. "no passage is confident enough (best probability 0.12 < 0.30)"."""
+        if self.best is None:
+            return "no passage was found"
+        best, threshold = self.best_probability, self.threshold
+        return f"no passage is confident enough (best probability {best:.2f} < {threshold:.2f})"
+
+    @property
     def reason(self) -> str:
         if self.best is None:
             return "no candidates were found"
@@ -40,6 +50,22 @@ class Abstention:
             f"best candidate's confidence {self.best_probability:.3f} "
             f"is below the threshold {self.threshold:.3f}"
         )
+
+
+def is_calibrated(reranker: Any) -> bool:
+    """True when the reranker's probabilities come from a fitted calibration (for a ``Cascade``, its
+    final model's), not from a plain sigmoid of the logit."""
+    final = getattr(reranker, "second", reranker)
+    return getattr(final, "calibrator", None) is not None
+
+
+def effective_min_confidence(requested: float | None, reranker: Any) -> float | None:
+    """The threshold a command abstains below: ``requested`` when given (0 turns abstention off), else
+    ``DEFAULT_MIN_CONFIDENCE`` for a calibrated reranker and none for an uncalibrated one, whose sigmoid
+    says nothing about how often a passage is relevant."""
+    if requested is not None:
+        return check_threshold(requested) or None
+    return DEFAULT_MIN_CONFIDENCE if reranker is not None and is_calibrated(reranker) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +88,8 @@ class ThresholdProposal:
 def answer_stats(best_probabilities: Any, best_relevant: Any, threshold: float) -> tuple[float, float]:
     """(precision, answer rate) when queries whose best probability is >= threshold are answered.
     Precision is 1.0 by convention when nothing is answered."""
+    import numpy as np  # here, not at the top: the CLI imports this module for its defaults
+
     p = np.asarray(best_probabilities, dtype=np.float64)
     y = np.asarray(best_relevant, dtype=bool)
     answered = p >= threshold
@@ -80,6 +108,8 @@ def propose_threshold(
     Queries with no relevant candidate at all (out-of-domain ones) belong in the data as not relevant:
     answering them is the mistake abstention exists to avoid.
     """
+    import numpy as np  # here, not at the top: the CLI imports this module for its defaults
+
     check_threshold(target_precision, "target_precision")
     p = np.asarray(best_probabilities, dtype=np.float64)
     y = np.asarray(best_relevant, dtype=bool)

@@ -322,18 +322,20 @@ def load_calibrator(path: str | os.PathLike[str]) -> Calibrator:
 
 
 def find_calibrator(model_dir: str | os.PathLike[str]) -> tuple[Calibrator, Path] | None:
-    """The saved calibration of these weights (beside the model, then in the cache), or None.
+    """The saved calibration of these weights, or None: the cache's first (only ``winnow calibrate``
+    writes there, so it is the user's own fit and wins over one shipped with the model), then the one
+    beside the model (the bundled model ships one).
 
     A file whose weights fingerprint does not match (the model was retrained) is skipped with a warning.
     """
     folder = Path(model_dir)
+    cached = cache_calibration_path(folder)
+    if cached.is_file():
+        return load_calibrator(cached), cached
     beside = folder / CALIBRATION_FILE
     if beside.is_file():
         record = _read_record(beside)
         if record.get("weights") in (None, weights_fingerprint(folder)):
             return calibrator_from_dict(record, str(beside)), beside
         logger.warning("%s was fitted for other weights (the model changed); using a plain sigmoid", beside)
-    cached = cache_calibration_path(folder)
-    if cached.is_file():
-        return load_calibrator(cached), cached
     return None
