@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from winnow.cli.common import WinnowGroup
+
 app = typer.Typer(
     name="winnow",
+    cls=WinnowGroup,
     help="Two-stage retrieval for RAG: recall candidates, rerank them with a cross-encoder, measure it.",
     no_args_is_help=True,
     rich_markup_mode="rich",

@@ -7,26 +7,24 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from winnow.cli.common import console, err_console, errors
 from winnow.cli.index_command import (
     DEFAULT_CASCADE_KEEP,
     DEFAULT_INDEX,
     CascadeKeepOption,
     CascadeOption,
     IndexOption,
-    _errors,
+    MinConfidenceOption,
     _reranker,
     _short_source,
     _snippet,
+    _stage1,
 )
 
 if TYPE_CHECKING:
     from winnow.answer import Answer
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def ask(
@@ -50,10 +48,7 @@ def ask(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Reranked passages to answer from.")] = 5,
     candidates: Annotated[int, typer.Option(min=1, help="Stage-1 candidates handed to the reranker.")] = 50,
     budget: Annotated[int, typer.Option(min=1, help="Token budget of the passages in the prompt.")] = 1500,
-    min_confidence: Annotated[
-        float | None,
-        typer.Option(help="Answer \"I don't know\" when no passage's probability reaches this (0 to 1)."),
-    ] = None,
+    min_confidence: MinConfidenceOption = None,
     stream: Annotated[
         bool, typer.Option(help="Print the answer as it is generated (--no-stream: at the end).")
     ] = True,
@@ -64,6 +59,8 @@ def ask(
     With a chat endpoint (options or environment; any OpenAI-compatible provider), a model writes it.
     Without one, the best-matching sentences of the passages are quoted.
     If the endpoint fails, the error and the passages are still shown (exit code 1).
+    When no passage's calibrated probability reaches --min-confidence, it answers "I don't know" in one
+    line (exit code 0); --min-confidence 0 answers anyway.
 
     Example:
 
@@ -75,9 +72,9 @@ def ask(
     from winnow.answer import ChatClient
     from winnow.answer import ask as ask_question
     from winnow.pipeline import Pipeline
-    from winnow.retrieve import Index
+    from winnow.signals.abstention import effective_min_confidence
 
-    with _errors():
+    with errors():
         llm = ChatClient.from_env(
             base_url=llm_base_url, model=llm_model, api_key=llm_api_key, timeout=timeout, max_retries=retries
         )
@@ -91,9 +88,11 @@ def ask(
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        with Index.open(index_dir) as idx:
+        with _stage1(index_dir, None) as idx:
+            reranker = _reranker(model, cascade, cascade_keep)
+            threshold = effective_min_confidence(min_confidence, reranker)
             answer = ask_question(
-                Pipeline(idx, _reranker(model, cascade, cascade_keep), min_confidence=min_confidence),
+                Pipeline(idx, reranker, min_confidence=threshold),
                 question,
                 llm=llm,
                 candidates=candidates,
@@ -107,7 +106,10 @@ def ask(
     else:
         if streamed:
             sys.stdout.write("\n")
-        if not (streamed and answer.mode == "generated"):
+        if answer.abstention is not None:
+            hint = "; --min-confidence 0 answers anyway"
+            console.print(escape(answer.text.removesuffix(".") + hint), highlight=False, soft_wrap=True)
+        elif not (streamed and answer.mode == "generated"):
             console.print(escape(answer.text), highlight=False)
         _print_sources(answer)
     if answer.error:

@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from winnow.rerank import DEFAULT_RERANKER
-
-console = Console()
-err_console = Console(stderr=True)
+from winnow.cli.common import console, err_console, fail
+from winnow.models import DEFAULT_RERANKER
 
 
 def calibrate(
@@ -93,8 +90,7 @@ def calibrate(
         logits, labels = fitted.flat()
         calibrator = fit_calibrator(method, logits, labels)
     except (WinnowError, ValueError, FileNotFoundError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     for reason, count in fitted.skipped.items():
         err_console.print(f"[yellow]skipped {count} queries:[/yellow] {reason.replace('_', ' ')}")
 

@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
 
-console = Console()
+from winnow.cli.common import console, fail
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -79,6 +77,8 @@ def eval_dataset(
 
         winnow eval my_questions.jsonl --corpus my_docs.jsonl --reranker none
     """
+    from rich.markdown import Markdown
+
     from winnow.errors import WinnowError
     from winnow.evaluation.datasets import load_dataset
     from winnow.evaluation.experiment import run_grid
@@ -87,8 +87,7 @@ def eval_dataset(
     try:
         evalset = load_dataset(dataset, split=split, run=run, corpus=corpus)
     except WinnowError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     for kind, issue in evalset.issues.items():
         console.print(
             f"[yellow]data issue:[/yellow] {kind.replace('_', ' ')}: {issue['count']}; {issue['effect']}"
@@ -112,8 +111,7 @@ def eval_dataset(
             device=device,
         )
     except (WinnowError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     for warning in experiment.warnings:
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     folder = output or Path("runs") / f"eval-{evalset.name}"

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from winnow.cli.common import console, err_console, errors
 from winnow.errors import WinnowError
 from winnow.models import DEFAULT_EMBEDDING_MODEL
 from winnow.rerank.cascade import DEFAULT_CASCADE_KEEP
-from winnow.retrieve.ingest import AuthorityRules, IngestError, IngestReport, iter_documents
-
-console = Console()
-err_console = Console(stderr=True)
+from winnow.retrieve.ingest import AuthorityRules, IngestError, IngestReport, count_documents, iter_documents
+from winnow.retrieve.writing import COMMIT_EVERY_CHUNKS, COMMIT_EVERY_SECONDS
+from winnow.signals.abstention import DEFAULT_MIN_CONFIDENCE, Abstention, effective_min_confidence
 
 DEFAULT_INDEX = Path(".winnow-index")
 SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "sample_corpus"
@@ -39,16 +38,22 @@ CascadeOption = Annotated[
     ),
 ]
 CascadeKeepOption = Annotated[int, typer.Option(min=1, help="Candidates the --cascade model keeps.")]
+MinConfidenceOption = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Abstain when no passage's calibrated probability reaches this (0 to 1; 0 turns it off). "
+        f"Default {DEFAULT_MIN_CONFIDENCE} with a calibrated model (the default model ships one), "
+        "off with an uncalibrated one.",
+        show_default=False,
+    ),
+]
 
 
-@contextmanager
-def _errors():
-    """Turn Winnow's expected errors into a red one-line message and exit code 1 (no traceback)."""
-    try:
-        yield
-    except (WinnowError, FileNotFoundError, ValueError, TypeError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+def print_abstention(abstention: Abstention, as_json: bool) -> None:
+    """The one line a command prints instead of results nobody should trust (stderr under --json,
+    so stdout stays empty: no results)."""
+    line = f"{abstention.summary}; --min-confidence 0 shows them anyway"
+    (err_console if as_json else console).print(line, highlight=False, soft_wrap=True)
 
 
 def _authority(rules: list[str]) -> AuthorityRules:
@@ -75,9 +80,18 @@ def _report_skipped(report: IngestReport) -> None:
 
 
 def _build(
-    paths: list[Path], index_dir: Path, settings: dict[str, Any], rules: AuthorityRules, progress: bool
+    paths: list[Path],
+    index_dir: Path,
+    settings: dict[str, Any],
+    rules: AuthorityRules,
+    progress: bool,
+    commit_every_seconds: float = COMMIT_EVERY_SECONDS,
+    commit_every_chunks: int = COMMIT_EVERY_CHUNKS,
 ):
-    """Ingest ``paths`` into the index at ``index_dir``; returns (add stats, ingest report)."""
+    """Ingest ``paths`` into the index at ``index_dir``; returns (add stats, ingest report).
+
+    Waits (saying so) while another process writes to the same index.
+    """
     from winnow.retrieve import Index
 
     report = IngestReport()
@@ -90,7 +104,13 @@ def _build(
             ".html, .pdf or .jsonl files)"
         )
     with Index.open_or_create(index_dir, **settings) as index:
-        stats = index.add(itertools.chain([first], documents), progress=progress)
+        stats = index.add(
+            itertools.chain([first], documents),
+            progress=progress,
+            total=count_documents(paths) if progress else None,
+            commit_every_seconds=commit_every_seconds,
+            commit_every_chunks=commit_every_chunks,
+        )
         index.embedder.prepare_queries()  # the one-time query-model export happens here, not at first search
     return stats, report
 
@@ -108,8 +128,18 @@ def index(
     authority: Annotated[
         list[str] | None, typer.Option(help="Authority weight per source glob, PATTERN=WEIGHT (repeatable).")
     ] = None,
+    commit_every_seconds: Annotated[
+        float, typer.Option(min=0.001, help="Commit at least this often (seconds of work).")
+    ] = COMMIT_EVERY_SECONDS,
+    commit_every_chunks: Annotated[
+        int, typer.Option(min=1, help="Commit at least every this many chunks.")
+    ] = COMMIT_EVERY_CHUNKS,
 ) -> None:
     """Add files and folders to an index (created if missing); unchanged documents are skipped.
+
+    Work is committed every --commit-every-seconds or --commit-every-chunks, whichever comes first (a
+    large file too, in slices): stopping or killing it loses at most that much, and running the same
+    command again resumes. A second `winnow index` on the same index waits for the first.
 
     Example:
 
@@ -117,14 +147,22 @@ def index(
 
         winnow index ../shared/data/beir/scifact --index scifact-index --chunk-tokens 0
     """
-    with _errors():
+    with errors():
         settings = {
             "embedding_model": model,
             "chunk_tokens": chunk_tokens or None,
             "chunk_overlap": chunk_overlap if chunk_tokens else 0,
         }
         start = time.perf_counter()
-        stats, report = _build(paths, index_dir, settings, _authority(authority or []), progress=True)
+        stats, report = _build(
+            paths,
+            index_dir,
+            settings,
+            _authority(authority or []),
+            progress=True,
+            commit_every_seconds=commit_every_seconds,
+            commit_every_chunks=commit_every_chunks,
+        )
         _report_skipped(report)
         console.print(
             f"indexed {report.documents} documents from {report.files_read} files into {index_dir}: "
@@ -142,6 +180,14 @@ def _snippet(text: str, width: int = 90) -> str:
 def search(
     query: Annotated[str, typer.Argument(help="What to search for.")],
     index_dir: IndexOption = DEFAULT_INDEX,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Search a vector database instead of --index: chroma://DIR, milvus://FILE.db, "
+            "qdrant://DIR, postgresql://..., pinecone://HOST, or a .yaml file with uri: "
+            "(see docs/integrations.md)."
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid (fused BM25 + dense).")] = "hybrid",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Results to show.")] = 5,
     candidates: Annotated[int, typer.Option(min=1, help="Stage-1 candidates handed to the reranker.")] = 50,
@@ -160,9 +206,13 @@ def search(
             "updated_before=DATE (repeatable).",
         ),
     ] = None,
+    min_confidence: MinConfidenceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
     """Search an index: stage-1 recall, then reranking; shows how reranking moved each result.
+
+    When no result's calibrated probability reaches --min-confidence, it prints one line saying so
+    instead of results (exit code 0); --min-confidence 0 shows them anyway.
 
     Example:
 
@@ -171,19 +221,24 @@ def search(
         winnow search "tcp handshake" --mode bm25 --no-rerank --filter topic=networking --json
 
         winnow search "wal checkpoints" --candidates 100 --cascade minilm-l2 --cascade-keep 30
+
+        winnow search "tls handshake" --store chroma://chroma-db?collection=docs --filter topic=networking
     """
     from winnow.pipeline import Pipeline
-    from winnow.retrieve import Index
     from winnow.retrieve.filters import parse_filter_args
 
-    with _errors():
+    with errors():
         if not query.strip():
             raise ValueError("query is empty: give some words to search for")
         parsed = parse_filter_args(filters or []) or None
-        with Index.open(index_dir) as idx:
+        with _stage1(index_dir, store) as idx:
             reranker = _reranker(model, cascade, cascade_keep) if rerank else None
-            pipeline = Pipeline(idx, reranker, mode=mode)
+            threshold = effective_min_confidence(min_confidence, reranker)
+            pipeline = Pipeline(idx, reranker, mode=mode, min_confidence=threshold)
             response = pipeline.search(query, candidates=max(candidates, top_k), top_k=top_k, filters=parsed)
+    if response.abstention is not None:
+        print_abstention(response.abstention, as_json)
+        return
     if as_json:
         for r in response:
             print(
@@ -209,8 +264,8 @@ def search(
         return
     t = response.timings
     title = (
-        f"{len(response)} of {response.candidates} candidates ({mode}); stage 1 {t['stage1_ms']:.0f} ms, "
-        f"rerank {t['rerank_ms']:.0f} ms"
+        f"{len(response)} of {response.candidates} candidates ({store or mode}); "
+        f"stage 1 {t['stage1_ms']:.0f} ms, rerank {t['rerank_ms']:.0f} ms"
     )
     table = Table(title=title)
     table.add_column("#", justify="right")
@@ -223,6 +278,24 @@ def search(
         moved = f"{r.stage1_rank} → {r.rank}"
         table.add_row(str(r.rank), moved, f"{score:.3f}", _short_source(r.source), _snippet(r.text))
     console.print(table)
+
+
+@contextmanager
+def _stage1(index_dir: Path, store: str | None):
+    """Winnow's own index, or the vector database that ``--store`` names (a URI or a .yaml file)."""
+    if store:
+        from winnow.stores.open import open_store
+
+        yield open_store(store)
+        return
+    from winnow.retrieve import Index
+
+    with Index.open(index_dir) as idx:
+        if len(idx) == 0:  # said before any model loads, instead of an empty table
+            raise WinnowError(f"the index at {index_dir} is empty: add documents with `winnow index PATH`")
+        if idx.writer_active:
+            err_console.print("note: indexing is in progress; results cover what it has committed so far")
+        yield idx
 
 
 def _short_source(source: str) -> str:
@@ -247,7 +320,7 @@ def stats(index_dir: IndexOption = DEFAULT_INDEX) -> None:
     """
     from winnow.retrieve import Index
 
-    with _errors(), Index.open(index_dir) as idx:
+    with errors(), Index.open(index_dir) as idx:
         info = idx.stats()
     table = Table(title=f"index {info.path}", show_header=False)
     for key, value in [
@@ -281,7 +354,7 @@ def delete(
     """
     from winnow.retrieve import Index
 
-    with _errors(), Index.open(index_dir) as idx:
+    with errors(), Index.open(index_dir) as idx:
         deleted = idx.delete(doc_ids)
         if not deleted:
             raise WinnowError(f"none of {', '.join(doc_ids)} is in the index at {index_dir}")
@@ -303,7 +376,7 @@ def demo(
     from winnow.pipeline import Pipeline
     from winnow.retrieve import Index
 
-    with _errors(), tempfile.TemporaryDirectory(prefix="winnow-demo-") as tmp:
+    with errors(), tempfile.TemporaryDirectory(prefix="winnow-demo-") as tmp:
         folder = index_dir or Path(tmp) / "index"
         start = time.perf_counter()
         stats_, _ = _build([SAMPLE_CORPUS], folder, {}, AuthorityRules(), progress=False)

@@ -8,47 +8,53 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from winnow.cli.common import console, err_console
 from winnow.cli.index_command import DEFAULT_CASCADE_KEEP, CascadeKeepOption, CascadeOption
-from winnow.rerank import DEFAULT_RERANKER
-
-console = Console()
-err_console = Console(stderr=True)
+from winnow.errors import WinnowError
+from winnow.models import DEFAULT_RERANKER
+from winnow.rerank.documents import check_query, document_text
 
 
 def read_documents(source: str) -> list[Any]:
     """Documents from a .jsonl file (one JSON object or string per line), a text file (one per line),
-    or '-' for standard input (JSON lines if every line parses, else one document per line)."""
+    or '-' for standard input (JSON lines if every line parses, else one document per line).
+
+    Checked before any model loads: a line that is not a document, or no documents at all, fails with
+    ``file:line`` and the reason.
+    """
     if source == "-":
         lines = sys.stdin.read().splitlines()
         name = "<stdin>"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise WinnowError(f"--docs {path} is a folder; give a .jsonl or .txt file")
         if not path.is_file():
-            raise typer.BadParameter(f"no such file: {path}", param_hint="--docs")
+            raise WinnowError(f"--docs: no such file: {path}")
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
-            raise typer.BadParameter(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", param_hint="--docs"
-            ) from exc
+            raise WinnowError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         name = str(path)
-    lines = [line for line in lines if line.strip()]
-    as_json = name.endswith(".jsonl") or (
-        name == "<stdin>" and lines and all(_is_json(line) for line in lines)
-    )
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise WinnowError(f"no documents in {name}: it is empty")
+    as_json = name.endswith(".jsonl") or (name == "<stdin>" and all(_is_json(line) for _, line in numbered))
     if not as_json:
-        return lines
+        return [line for _, line in numbered]
     documents = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in numbered:
         try:
-            documents.append(json.loads(line))
+            document = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise typer.BadParameter(
-                f"{name}:{number}: not valid JSON ({exc.msg})", param_hint="--docs"
-            ) from exc
+            raise WinnowError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+        try:
+            document_text(document, len(documents))
+        except TypeError as exc:
+            raise WinnowError(f"{name}:{number}: {exc}") from None
+        documents.append(document)
     return documents
 
 
@@ -69,7 +75,7 @@ def rerank(
     model: Annotated[
         str, typer.Option("--model", "-m", help="Short name, Hugging Face id or local path.")
     ] = (DEFAULT_RERANKER),
-    backend: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-int8.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto, torch, onnx, onnx-int8 or openvino.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Max tokens of query + document.")] = 512,
     windows: Annotated[bool, typer.Option(help="Score long documents in overlapping windows.")] = False,
     cascade: CascadeOption = None,
@@ -86,9 +92,10 @@ def rerank(
 
         winnow rerank "what is RRF?" --docs top100.jsonl --cascade minilm-l2 --cascade-keep 30
     """
+    check_query(query)  # bad input fails in a moment, before the model loads
+    documents = read_documents(docs)
     from winnow.rerank import Cascade, Reranker
 
-    documents = read_documents(docs)
     options = {"backend": backend, "max_length": max_length, "windows": windows}
     if cascade:
         reranker = Cascade(cascade, model, keep=cascade_keep, **options)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from winnow.cli.common import console, fail
 
 
 def train(
@@ -99,8 +98,10 @@ def train(
     }
     try:
         if recipe is not None:
+            if recipe.is_dir():
+                fail(f"recipe {recipe} is a folder; give a recipe .yaml file (see recipes/)", 2)
             if not recipe.is_file():
-                raise typer.BadParameter(f"no such recipe file: {recipe}", param_hint="RECIPE")
+                fail(f"no such recipe file: {recipe}", 2)
             config = TrainConfig.from_yaml(recipe, **overrides)
         else:
             if not sources:
@@ -108,8 +109,7 @@ def train(
             config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
         result = run_training(config, stop_after=stop_after)
     except (RecipeError, TrainingDataError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     table = Table(title="winnow train")
     table.add_column("")
     table.add_column("")

@@ -33,43 +33,10 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    BertConfig,
-    PreTrainedModel,
-)
+from transformers import AutoModelForSequenceClassification, BertConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-MODEL_TYPE = "winnow-gated-bert"
-
-
-class GatedCrossEncoderConfig(BertConfig):
-    """BERT's configuration plus the initial similarity scale and bias of the bi-encoder term."""
-
-    model_type = MODEL_TYPE
-
-    def __init__(
-        self,
-        similarity_scale: float = 20.0,
-        similarity_bias: float = -8.0,
-        cls_token_id: int = 101,
-        lexical_match: bool = False,
-        lexical_weight: float = 0.0,
-        lexical_avgdl: float = 100.0,
-        lexical_k1: float = 1.2,
-        lexical_b: float = 0.75,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cls_token_id = cls_token_id
-        self.similarity_scale = similarity_scale
-        self.similarity_bias = similarity_bias
-        self.lexical_match = lexical_match
-        self.lexical_weight = lexical_weight
-        self.lexical_avgdl = lexical_avgdl
-        self.lexical_k1 = lexical_k1
-        self.lexical_b = lexical_b
+from winnow.models.gated_config import MODEL_TYPE, GatedCrossEncoderConfig
 
 
 class _Embeddings(nn.Module):
@@ -410,7 +377,6 @@ def set_lexical_idf(model: GatedBertForSequenceClassification, tokenizer, texts:
 
 
 # Importing this module lets transformers' Auto classes load saved models of this type.
-AutoConfig.register(MODEL_TYPE, GatedCrossEncoderConfig, exist_ok=True)
 AutoModelForSequenceClassification.register(
     GatedCrossEncoderConfig, GatedBertForSequenceClassification, exist_ok=True
 )

@@ -11,13 +11,15 @@ import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from winnow.rerank.documents import check_top_k
-from winnow.rerank.reranker import Reranker
 from winnow.rerank.results import Ranking
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from winnow.rerank.reranker import Reranker
 
 DEFAULT_CASCADE_KEEP = 30
 
@@ -46,6 +48,8 @@ class Cascade:
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive integer, not {keep!r}")
+        from winnow.rerank.reranker import Reranker  # imports torch: only when a cascade is built
+
         self.first = first if isinstance(first, Reranker) else Reranker(first, **reranker_options)
         self.second = second if isinstance(second, Reranker) else Reranker(second, **reranker_options)
         self.keep = keep

@@ -24,7 +24,9 @@ class EncodedPairs:
 def _check_query_lengths(tokenizer, queries: list[str], max_length: int) -> None:
     limit = max_length // 2
     for query in set(queries):
-        n_tokens = len(tokenizer(query, add_special_tokens=False)["input_ids"])
+        # Counting tokens on purpose: verbose=False keeps transformers' "sequence length is longer than the
+        # specified maximum" warning (meant for untruncated model input) away from the user.
+        n_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
         if n_tokens > limit:
             raise ValueError(
                 f"query is {n_tokens} tokens long; with max_length={max_length} a query may use at most "

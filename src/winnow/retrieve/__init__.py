@@ -1,8 +1,13 @@
 """Stage 1: ingest documents, index them on disk, recall candidates with BM25, dense vectors or both."""
 
+from typing import TYPE_CHECKING
+
+from winnow._lazy import lazy_attributes
 from winnow.retrieve.documents import Candidate, Chunk, Document
 from winnow.retrieve.filters import Filters
-from winnow.retrieve.index import AddStats, Index, IndexNotFoundError, IndexStats
+
+if TYPE_CHECKING:
+    from winnow.retrieve.index import AddStats, Index, IndexNotFoundError, IndexStats
 
 __all__ = [
     "AddStats",
@@ -14,3 +19,9 @@ __all__ = [
     "IndexNotFoundError",
     "IndexStats",
 ]
+
+# The index imports numpy, bm25s and the embedder: loaded on first use, so the CLI starts fast.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    dict.fromkeys(["AddStats", "Index", "IndexNotFoundError", "IndexStats"], "winnow.retrieve.index"),
+)

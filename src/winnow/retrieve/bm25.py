@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
-import Stemmer
+
+if TYPE_CHECKING:
+    import bm25s
+    import Stemmer
 
 
 def _stemmer(language: str | None) -> Stemmer.Stemmer | None:
+    import Stemmer
+
     return Stemmer.Stemmer(language) if language else None
 
 
@@ -32,6 +37,8 @@ class BM25Index:
         language: str | None = "english",
         stopwords: str | None = "en",
     ) -> BM25Index:
+        import bm25s  # with numba and scipy, ~1 s to import: only when BM25 is used
+
         tokens = bm25s.tokenize(texts, stopwords=stopwords, stemmer=_stemmer(language), show_progress=False)
         retriever = bm25s.BM25(k1=k1, b=b)
         retriever.index(tokens, show_progress=False)
@@ -42,10 +49,14 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path, language: str | None = "english", stopwords: str | None = "en") -> BM25Index:
+        import bm25s
+
         return cls(bm25s.BM25.load(str(folder), mmap=True), language, stopwords)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (0 where no query term occurs)."""
+        import bm25s
+
         terms = bm25s.tokenize(
             [query], stopwords=self.stopwords, stemmer=self._stem, return_ids=False, show_progress=False
         )[0]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-
-from tokenizers import Tokenizer
+from typing import TYPE_CHECKING
 
 from winnow.retrieve.documents import Chunk
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -66,6 +68,8 @@ class Chunker:
         if max_tokens is not None:
             if tokenizer_dir is None or not (Path(tokenizer_dir) / "tokenizer.json").is_file():
                 raise ValueError(f"no tokenizer.json in {tokenizer_dir}: token-aware chunking needs one")
+            from tokenizers import Tokenizer
+
             self._tokenizer = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
             self._tokenizer.no_truncation()
             self._tokenizer.no_padding()
