@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback import send_text
 
 from winnow.answer.llm import ChatClient, LLMConfigError, LLMError
 
@@ -47,24 +48,13 @@ def completion(text: str) -> Behaviour:
                 }
             ],
         }
-        send(handler, 200, json.dumps(payload))
+        send_text(handler, 200, json.dumps(payload))
 
     return reply
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, text: str, headers: dict | None = None) -> None:
-    data = text.encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
 def status(code: int, text: str = '{"error": {"message": "overloaded, try later"}}', **headers) -> Behaviour:
-    return lambda handler, body: send(handler, code, text, headers)
+    return lambda handler, body: send_text(handler, code, text, headers)
 
 
 def slow(seconds: float) -> Behaviour:

@@ -86,7 +86,14 @@ class BiEncoderScorer:
 
 
 def make_scorer(spec: str, max_length: int, device: str | None = None, dtype: str | None = None) -> Scorer:
-    """``bi-encoder:<model>`` for a bi-encoder, anything else (a name or path) for a cross-encoder."""
+    """``bi-encoder:<model>`` for a bi-encoder, ``cohere:`` / ``voyage:`` / ``jina:<model>`` for a hosted
+    API, anything else (a name or path) for a cross-encoder."""
+    from winnow.integrations.hosted import hosted_provider
+
+    if hosted_provider(spec):
+        from winnow.integrations.hosted.reranker import HostedScorer
+
+        return HostedScorer(spec, max_length)
     if spec.startswith(BI_ENCODER_PREFIX):
         return BiEncoderScorer(spec.removeprefix(BI_ENCODER_PREFIX), max_length, device, dtype)
     return CrossEncoderScorer(spec, max_length, device, dtype)

@@ -1,7 +1,9 @@
 """Turn a model name (short name, Hugging Face id or local path) into a directory on disk.
 
-Offline first: nothing here downloads unless the caller allows it, and a model that is not on this
-machine fails with a message that names it and says how to provide it.
+Offline first: a model already on this machine (bundled, in a package, a local folder, or in the
+Hugging Face cache) is used without any network call. A Hugging Face model that is not here is
+downloaded once (``winnow.models.hub``) unless HF_HUB_OFFLINE is set or the caller passes
+``download=False``; then it fails with a message that names it and says how to provide it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 from pathlib import Path
 
 from winnow.errors import ModelNotFoundError
+from winnow.models.hub import cached_snapshot, download_model, how_to_provide
 
 # Short names users can pass instead of a full id. Values are Hugging Face ids, or "pkg:<module>" for
 # models that a Python package ships inside itself (so they load with no network at all).
@@ -31,6 +34,7 @@ KNOWN_MODELS: dict[str, str] = {
 }
 
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6"
+DEFAULT_RERANKER = "winnow-minilm-l6"
 
 
 def _package_model_dir(module_name: str) -> Path:
@@ -61,23 +65,15 @@ def _bundled_model_dir(name: str) -> Path:
     return path
 
 
-def _hub_snapshot(model_id: str) -> Path | None:
-    """A Hugging Face cache snapshot of model_id, if one is on disk; never downloads."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        return None
-    try:
-        return Path(snapshot_download(model_id, local_files_only=True))
-    except Exception:
-        return None
-
-
-def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], *, revision: str | None = None, download: bool = True
+) -> Path:
     """Return the local directory holding the model called ``name_or_path``.
 
-    Accepts a local directory, a short name from ``KNOWN_MODELS`` or a Hugging Face id that is already
-    in the local Hugging Face cache. Raises ``ModelNotFoundError`` naming the model and how to get it.
+    Accepts a local directory, a short name from ``KNOWN_MODELS`` or a Hugging Face id (``org/name``).
+    A Hugging Face model is taken from the local cache when it is there, else downloaded (at
+    ``revision``: a branch, tag or commit) unless ``download`` is False or HF_HUB_OFFLINE is set.
+    Raises ``ModelNotFoundError`` naming the model and how to get it.
     """
     if not isinstance(name_or_path, str | os.PathLike):
         raise TypeError(f"model must be a name or a path, not {type(name_or_path).__name__}")
@@ -90,6 +86,8 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
             raise ModelNotFoundError(f"{path} is a directory but has no config.json, so it is not a model")
         return path
     target = KNOWN_MODELS.get(text, KNOWN_MODELS.get(text.lower(), text))
+    if revision is not None and target.startswith(("bundled:", "pkg:")):
+        raise ValueError(f"{text!r} ships with Winnow or a package; a revision is for Hugging Face models")
     if target.startswith("bundled:"):
         return _bundled_model_dir(target.removeprefix("bundled:"))
     if target.startswith("pkg:"):
@@ -105,12 +103,12 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
             f"unknown model {text!r}: not a directory on disk and not a known short name. "
             f"Known short names: {known}. Or pass a Hugging Face id (org/name) or a local path."
         )
-    snapshot = _hub_snapshot(target)
+    snapshot = cached_snapshot(target, revision)
     if snapshot is not None:
         return snapshot
-    raise ModelNotFoundError(
-        f"model {target!r} is not on this machine and Winnow does not download at run time. "
-        f"Provide it by downloading once where there is network "
-        f"(`huggingface-cli download {target}`) and either copy the Hugging Face cache here or pass "
-        f"the model's local directory instead of its name."
-    )
+    if not download:
+        raise ModelNotFoundError(
+            f"model {target!r} is not on this machine and downloading was turned off. "
+            + how_to_provide(target, revision)
+        )
+    return download_model(target, revision)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from winnow.models import resolve_model
+from winnow.models import DEFAULT_RERANKER, resolve_model
 from winnow.rerank.backends import choose_backend, load_backend
 from winnow.rerank.batching import pad_batch, token_budget_batches
 from winnow.rerank.cache import CachedScore, ScoreCache
@@ -20,7 +20,6 @@ from winnow.rerank.encoding import encode_pairs
 from winnow.rerank.results import Ranking, RerankResult
 from winnow.signals.calibration import Calibrator, find_calibrator
 
-DEFAULT_RERANKER = "winnow-minilm-l6"
 WINDOW_AGGREGATES = ("max", "mean")
 
 logger = logging.getLogger("winnow.rerank")
@@ -28,6 +27,14 @@ logger = logging.getLogger("winnow.rerank")
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def split_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw score and the model's own probability per row of logits (rows x labels): one logit and its
+    sigmoid, or for two-label models the positive label's logit and the softmax's positive share."""
+    if logits.shape[1] == 1:
+        return logits[:, 0], _sigmoid(logits[:, 0])
+    return logits[:, 1], _sigmoid(logits[:, 1] - logits[:, 0])
 
 
 class Reranker:
@@ -38,8 +45,11 @@ class Reranker:
     >>> ranking[0].index
     0
 
-    ``model`` is a short name, a Hugging Face id already on this machine, or a local directory.
-    ``backend`` is "auto" (the fastest one measured that ranks like fp32), "torch", "onnx" or "onnx-int8";
+    ``model`` is a short name, a Hugging Face id (downloaded on first use at ``revision`` unless
+    HF_HUB_OFFLINE is set), or a local directory; "cohere:<model>", "voyage:<model>" or "jina:<model>"
+    builds a hosted API reranker instead (``winnow.integrations.hosted``).
+    ``backend`` is "auto" (the fastest one measured that ranks like fp32), "torch", "onnx", "onnx-int8"
+    or "openvino";
     ``device`` and ``dtype`` (fp32 / bf16 / fp16) are picked from the hardware unless forced.
     ``max_length`` bounds query + document tokens; documents are cut to fit (never the query) and
     every cut is reported. With ``windows=True`` long documents are scored in overlapping windows
@@ -49,10 +59,21 @@ class Reranker:
     ``winnow calibrate``) when there is one, else the model's own sigmoid.
     """
 
+    def __new__(cls, model: str | os.PathLike[str] = DEFAULT_RERANKER, *args: Any, **kwargs: Any) -> Reranker:
+        """A "provider:model" name builds the hosted reranker, which has the same API."""
+        from winnow.integrations.hosted import hosted_provider
+
+        if cls is Reranker and hosted_provider(model):
+            from winnow.integrations.hosted.reranker import HostedReranker
+
+            cls = HostedReranker
+        return super().__new__(cls)
+
     def __init__(
         self,
         model: str | os.PathLike[str] = DEFAULT_RERANKER,
         *,
+        revision: str | None = None,
         backend: str = "auto",
         device: str | None = None,
         dtype: str | None = None,
@@ -73,13 +94,13 @@ class Reranker:
             raise ValueError(
                 f"window_overlap must be in [0, max_length/4 = {max_length // 4}], not {window_overlap}"
             )
-        self.model_dir: Path = resolve_model(model)
+        self.model_dir: Path = resolve_model(model, revision=revision)
         self.model_name = os.fspath(model)
         self.backend_name, self.device, self.dtype = choose_backend(backend, device, dtype)
 
         from transformers import AutoTokenizer
 
-        import winnow.models.gated_cross_encoder  # noqa: F401  (registers its config: the tokenizer reads it)
+        import winnow.models.gated_config  # noqa: F401  (registers its config: the tokenizer reads it)
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         model_limit = getattr(self.tokenizer, "model_max_length", max_length)
@@ -189,12 +210,7 @@ class Reranker:
             types = None if encoded.token_type_ids is None else [encoded.token_type_ids[i] for i in batch]
             inputs = pad_batch([encoded.input_ids[i] for i in batch], types, pad_id)
             window_logits[batch] = self.backend(inputs)
-        if self.backend.num_labels == 1:
-            window_scores = window_logits[:, 0]
-            window_probs = _sigmoid(window_scores)
-        else:
-            window_scores = window_logits[:, 1]
-            window_probs = _sigmoid(window_logits[:, 1] - window_logits[:, 0])
+        window_scores, window_probs = split_logits(window_logits)
         return self._aggregate(encoded.owner, encoded.spans, encoded.truncated, window_scores, window_probs)
 
     def _aggregate(self, owner, spans, truncated, window_scores, window_probs):
@@ -217,9 +233,13 @@ class Reranker:
         return scores, probs, extras
 
     def _probability(self, entry: CachedScore) -> float:
-        if self.calibrator is None:
-            return entry.probability
-        return float(self.calibrator.transform(np.array([entry.score]))[0])
+        return float(self.probabilities(np.array([entry.score]), np.array([entry.probability]))[0])
+
+    def probabilities(self, scores: np.ndarray, model_probabilities: np.ndarray) -> np.ndarray:
+        """What callers see as probabilities: the calibrator's when there is one, else the model's own."""
+        if self.calibrator is None or not len(scores):
+            return model_probabilities
+        return np.asarray(self.calibrator.transform(scores), dtype=np.float32)
 
     def _scores(self, query: str, texts: list[str]) -> tuple[list[CachedScore], int]:
         """Scores for every text, from the cache where possible and the model for the rest,
