@@ -7,7 +7,9 @@ from winnow.cli import (
     calibrate_command,
     eval_command,
     index_command,
+    models_command,
     rerank_command,
+    serve_command,
     train_command,
 )
 from winnow.cli.app import app
@@ -22,6 +24,8 @@ app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_dataset)
 app.command("ask")(ask_command.ask)
 app.command("calibrate")(calibrate_command.calibrate)
+app.command("models")(models_command.models)
+app.command("serve")(serve_command.serve)
 
 
 def main() -> None:

@@ -1,0 +1,238 @@
+"""Limits and bad input against a live server: every answer is JSON with the right status, never 5xx
+for a client's mistake; overload gets 429 at once, a late request 503 with its queued work dropped,
+and shutdown lets requests in flight finish."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from winnow.serve import ServeSettings
+
+from .conftest import API_KEY, LiveServer, start_server
+
+GATE_TIMEOUT_S = 30
+
+
+class GatedBackend:
+    """The real backend behind a gate the test opens and closes, so "the model is busy" is
+    deterministic; it counts the forward passes that really ran."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.num_labels = backend.num_labels
+        self.open = threading.Event()
+        self.open.set()
+        self.calls = 0
+
+    def __call__(self, inputs):
+        self.calls += 1
+        assert self.open.wait(GATE_TIMEOUT_S), "the test never opened the gate"
+        return self.backend(inputs)
+
+
+@pytest.fixture(scope="module")
+def gated(served_reranker) -> GatedBackend:
+    return GatedBackend(served_reranker.backend)
+
+
+def _start(served_reranker, gated: GatedBackend, **limits) -> LiveServer:
+    reranker = copy.copy(served_reranker)
+    reranker.backend = gated
+    settings = ServeSettings(models=("minilm",), api_key=API_KEY, **limits)
+    return start_server(settings, lambda name: reranker)
+
+
+@pytest.fixture(scope="module")
+def limited(served_reranker, gated: GatedBackend) -> Iterator[LiveServer]:
+    live = _start(
+        served_reranker,
+        gated,
+        max_concurrent_requests=2,
+        max_client_batch_size=100,
+        max_body_bytes=1024 * 1024,
+        request_timeout=3,
+    )
+    yield live
+    gated.open.set()
+    live.stop()
+
+
+GOOD = {"query": "what is bm25?", "documents": ["BM25 ranks passages.", "Paris is in France."]}
+AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+BAD_INPUTS = [
+    # (name, path, body bytes or json, headers, expected status)
+    ("malformed JSON", "/v2/rerank", b'{"query": "x", "documents": [', AUTH, 422),
+    ("10,000 documents", "/v2/rerank", {"query": "q", "documents": ["d"] * 10_000}, AUTH, 413),
+    ("5 MB document", "/v2/rerank", {"query": "q", "documents": ["x" * 5_000_000]}, AUTH, 413),
+    ("non-UTF-8 body", "/rerank", b'{"query": "\xff\xfe", "texts": ["\xc3\x28"]}', AUTH, 400),
+    ("no key", "/v2/rerank", GOOD, {}, 401),
+    ("wrong key", "/v2/rerank", GOOD, {"Authorization": "Bearer nope"}, 401),
+    ("key without Bearer", "/v2/rerank", GOOD, {"Authorization": API_KEY}, 401),
+    ("top_n 0", "/v2/rerank", {**GOOD, "top_n": 0}, AUTH, 422),
+    ("top_n negative", "/v2/rerank", {**GOOD, "top_n": -3}, AUTH, 422),
+    ("empty query", "/v2/rerank", {**GOOD, "query": "   "}, AUTH, 400),
+    ("no documents", "/v2/rerank", {**GOOD, "documents": []}, AUTH, 400),
+    ("documents not a list", "/v2/rerank", {**GOOD, "documents": 5}, AUTH, 422),
+    ("query not a string", "/rerank", {"query": 12, "texts": ["a"]}, AUTH, 422),
+    ("document object without text", "/v2/rerank", {**GOOD, "documents": [{"body": "x"}]}, AUTH, 422),
+    ("unknown model", "/v2/rerank", {**GOOD, "model": "rerank-english-v3.0"}, AUTH, 404),
+    ("unknown path", "/v3/rerank", GOOD, AUTH, 404),
+    ("search without an index", "/v1/search", {"query": "x"}, AUTH, 404),
+    ("a query too long for the model", "/rerank", {"query": "word " * 400, "texts": ["a"]}, AUTH, 400),
+    ("max_tokens_per_doc 0", "/v2/rerank", {**GOOD, "max_tokens_per_doc": 0}, AUTH, 422),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "body", "headers", "status"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input_gets_a_json_error(limited: LiveServer, name, path, body, headers, status) -> None:
+    if isinstance(body, bytes):
+        reply = httpx.post(limited.url + path, content=body, headers=headers, timeout=30)
+    else:
+        reply = httpx.post(limited.url + path, json=body, headers=headers, timeout=30)
+    assert reply.status_code == status, reply.text
+    payload = reply.json()
+    assert payload["error"] and payload["error_type"] and "Traceback" not in reply.text
+    if status == 401:
+        assert reply.headers["www-authenticate"] == "Bearer"
+
+
+def test_top_n_larger_than_the_list_is_clamped(limited: LiveServer) -> None:
+    reply = httpx.post(limited.url + "/v2/rerank", json={**GOOD, "top_n": 10**9}, headers=AUTH, timeout=30)
+    assert reply.status_code == 200 and len(reply.json()["results"]) == 2
+
+
+def test_a_body_sent_byte_by_byte_times_out_with_408(limited: LiveServer) -> None:
+    body = b'{"query": "slow", "documents": ["a", "b"]}'
+    host, port = limited.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v2/rerank HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=15) as conn:
+        conn.sendall(head)
+        reply = b""
+        for byte in body:  # one byte every 0.25 s: the whole body would take ~10 s, the limit is 3 s
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break
+            conn.settimeout(0.25)
+            try:
+                reply = conn.recv(4096)
+            except TimeoutError:
+                continue
+            if reply:
+                break
+        conn.settimeout(10)
+        reply = reply or conn.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b'"error_type":"timeout"' in reply.replace(b" ", b"")
+    assert time.monotonic() - started < 8
+
+
+def test_over_the_concurrency_limit_gets_429_at_once(served_reranker) -> None:
+    gated = GatedBackend(served_reranker.backend)
+    limited = _start(served_reranker, gated, max_concurrent_requests=2, request_timeout=60)
+    gated.open.clear()
+    replies: list[httpx.Response] = []
+    blocked = [
+        threading.Thread(
+            target=lambda: replies.append(
+                httpx.post(limited.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=30)
+            )
+        )
+        for _ in range(2)
+    ]
+    try:
+        for thread in blocked:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while limited.server.admission.in_flight < 2:
+            assert time.monotonic() < deadline, "the two requests were never admitted"
+            time.sleep(0.01)
+        started = time.monotonic()
+        rejected = httpx.post(limited.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=30)
+        assert rejected.status_code == 429 and rejected.headers["retry-after"] == "1"
+        assert time.monotonic() - started < 1.0
+        assert httpx.get(limited.url + "/health", timeout=5).status_code == 200  # probes are never limited
+    finally:
+        gated.open.set()
+        for thread in blocked:
+            thread.join(timeout=30)
+        limited.stop()
+    assert [r.status_code for r in replies] == [200, 200]
+
+
+def test_a_request_past_its_deadline_gets_503_and_its_work_is_dropped(
+    limited: LiveServer, gated: GatedBackend
+) -> None:
+    gated.open.clear()
+    replies: dict[str, httpx.Response] = {}
+
+    def send(name: str) -> None:
+        body = {"query": f"query {name}", "documents": ["BM25 ranks passages.", "Paris is in France."]}
+        replies[name] = httpx.post(limited.url + "/v2/rerank", json=body, headers=AUTH, timeout=30)
+
+    first = threading.Thread(target=send, args=("first",))
+    second = threading.Thread(target=send, args=("second",))
+    try:
+        calls_before = gated.calls
+        first.start()
+        deadline = time.monotonic() + 10
+        while gated.calls == calls_before:  # the first request is in the model, which is held
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        second.start()  # queued behind it
+        first.join(timeout=15)
+        second.join(timeout=15)
+    finally:
+        gated.open.set()
+    assert replies["first"].status_code == replies["second"].status_code == 503
+    assert replies["second"].json()["error_type"] == "timeout"
+    time.sleep(0.5)  # let the worker finish the batch it had started and pick up the queue
+    assert gated.calls == calls_before + 1, "the timed-out queued request still reached the model"
+    ok = httpx.post(limited.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=30)
+    assert ok.status_code == 200
+
+
+def test_shutdown_finishes_requests_in_flight(served_reranker) -> None:
+    gate = GatedBackend(served_reranker.backend)
+    live = _start(served_reranker, gate, request_timeout=20)
+    gate.open.clear()
+    replies: list[httpx.Response] = []
+    in_flight = threading.Thread(
+        target=lambda: replies.append(
+            httpx.post(live.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=30)
+        )
+    )
+    in_flight.start()
+    deadline = time.monotonic() + 10
+    while gate.calls == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    live.server.should_exit = True
+    while not live.server.admission.draining:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # A new request now is refused: 503 if its connection got in, else the port is already closed.
+    try:
+        late = httpx.post(live.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=5)
+        assert late.status_code == 503
+    except httpx.ConnectError:
+        pass
+    gate.open.set()
+    in_flight.join(timeout=30)
+    live.thread.join(timeout=30)
+    assert not live.thread.is_alive()
+    assert [r.status_code for r in replies] == [200]
