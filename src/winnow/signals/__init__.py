@@ -10,6 +10,8 @@ from winnow.signals.abstention import (
     check_threshold,
     propose_threshold,
 )
+from winnow.signals.combine import Signals, combine
+from winnow.signals.freshness import DateCounts
 
 if TYPE_CHECKING:
     from winnow.signals.calibration import (
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
         fit_calibrator,
         load_calibrator,
     )
-    from winnow.signals.combine import Signals, combine
-    from winnow.signals.freshness import DateCounts
 
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE",
@@ -40,7 +40,8 @@ __all__ = [
     "propose_threshold",
 ]
 
-# Calibration and the combined signals import numpy and scipy: loaded on first use, so the CLI starts fast.
+# Calibration imports numpy and scipy: loaded on first use, so the CLI starts fast. (``combine`` is imported
+# eagerly: the function shares its name with its module, which a lazy attribute would hand out instead.)
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
@@ -55,8 +56,5 @@ __getattr__, __dir__ = lazy_attributes(
             ],
             "winnow.signals.calibration",
         ),
-        "Signals": "winnow.signals.combine",
-        "combine": "winnow.signals.combine",
-        "DateCounts": "winnow.signals.freshness",
     },
 )

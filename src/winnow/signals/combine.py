@@ -12,15 +12,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from winnow.signals.authority import DEFAULT_AUTHORITY, authority, check_authority_settings
 from winnow.signals.diversity import check_diversity_settings, diversify
 from winnow.signals.freshness import DateCounts, MissingDatePolicy, check_freshness_settings, freshness
 
-Embed = Callable[[list[str]], np.ndarray]
+if TYPE_CHECKING:
+    import numpy as np
+
+Embed = Callable[[list[str]], "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def combine(
     items: Sequence[SignalInput], signals: Signals, top_k: int | None = None, embed: Embed | None = None
 ) -> SignalOutcome:
     """Score, reorder and cut ``items`` by ``signals``; ``embed`` supplies vectors for MMR."""
+    import numpy as np  # here, not at the top: `winnow --help` imports winnow.signals for its defaults
+
     now = signals.now or datetime.now(UTC)
     counts = DateCounts()
     total = signals.relevance_weight + signals.freshness_weight + signals.authority_weight

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ def diversify(
     ``embeddings`` are unit rows, one per score (only needed when ``mmr_lambda < 1``). Ties go to
     the earlier input position, so with ``mmr_lambda=1`` and no cap the order is the score order.
     """
+    import numpy as np  # here, not at the top: `winnow --help` imports winnow.signals for its defaults
+
     n = len(scores)
     k = n if k is None else min(k, n)
     values = np.asarray(scores, dtype=np.float64)
