@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from winnow.serve.errors import send_json_error
 from winnow.serve.metrics import ServeMetrics
@@ -73,15 +73,14 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.draining:
-            self.metrics.rejected.labels("draining").inc()
-            await send_json_error(
-                send, 503, "the service is shutting down", "unavailable", {"retry-after": "5"}
+            await self._reject(
+                send, "draining", 503, "the service is shutting down", "unavailable", {"retry-after": "5"}
             )
             return
         if self.in_flight >= self.max_concurrent:
-            self.metrics.rejected.labels("concurrency").inc()
-            await send_json_error(
+            await self._reject(
                 send,
+                "concurrency",
                 429,
                 f"too many concurrent requests (limit {self.max_concurrent}); retry shortly",
                 "overloaded",
@@ -111,9 +110,12 @@ class AdmissionMiddleware:
             await self._too_large(send)
             return
         except TimeoutError:
-            self.metrics.rejected.labels("slow_body").inc()
-            await send_json_error(
-                send, 408, f"the request body did not arrive within {self.request_timeout:g} s", "timeout"
+            await self._reject(
+                send,
+                "slow_body",
+                408,
+                f"the request body did not arrive within {self.request_timeout:g} s",
+                "timeout",
             )
             return
         if body is None:  # the client left before sending its body
@@ -145,10 +147,17 @@ class AdmissionMiddleware:
                 return b"".join(chunks)
 
     async def _too_large(self, send) -> None:
-        self.metrics.rejected.labels("body_size").inc()
-        await send_json_error(
+        await self._reject(
             send,
+            "body_size",
             413,
             f"request body is larger than the limit of {self.max_body_bytes} bytes",
             "payload_too_large",
         )
+
+    async def _reject(
+        self, send, reason: str, status: int, message: str, error_type: str, headers: Mapping[str, str] = ()
+    ) -> None:
+        """Count the rejection under ``reason`` and answer with a JSON error, before the app sees it."""
+        self.metrics.rejected.labels(reason).inc()
+        await send_json_error(send, status, message, error_type, headers)
