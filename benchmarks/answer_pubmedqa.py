@@ -2,7 +2,7 @@
 
 The 1,000 labelled PubMedQA questions each come with the abstract they were written from (its
 CONTEXTS). All abstracts together are the corpus (one document per question, contexts joined, id =
-PubMed id); each question is then answered extractively (no language model) by ``Pipeline.ask``, and
+PubMed id); each question is then answered extractively (no language model) by ``winnow.answer.ask``, and
 counted correct when a cited passage comes from the question's own abstract. Also reported: how often
 the top sentence alone cites it, how often the abstract was among the passages at all (the ceiling),
 and the median latency of one ``ask`` (stage 1 + rerank + context + sentence scoring).
@@ -39,7 +39,8 @@ def load_pubmedqa(path: Path = PUBMEDQA) -> dict[str, dict]:
 
 
 def open_index(records: dict[str, dict]):
-    from winnow.retrieve import Document, Index
+    from winnow.records import Document
+    from winnow.retrieve import Index
 
     index = Index.open_or_create(CACHE)
     stats = index.add((Document(id=pmid, text=r["text"], source="pubmedqa") for pmid, r in records.items()))
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/answer.md alone")
     args = parser.parse_args()
 
+    from winnow.answer import ask
     from winnow.pipeline import Pipeline
     from winnow.rerank import DEFAULT_RERANKER, Reranker
 
@@ -70,8 +72,12 @@ def main() -> None:
         pipeline = Pipeline(index, reranker)
         for pmid, record in tqdm(questions, desc="questions", unit="q"):
             start = time.perf_counter()
-            answer = pipeline.ask(
-                record["question"], candidates=args.candidates, top_k=args.top_k, sentences=args.sentences
+            answer = ask(
+                pipeline,
+                record["question"],
+                candidates=args.candidates,
+                top_k=args.top_k,
+                sentences=args.sentences,
             )
             latencies.append((time.perf_counter() - start) * 1000)
             context_ms.append(answer.timings["context"])
@@ -105,7 +111,7 @@ def main() -> None:
         "### Extractive answers on PubMedQA\n\n"
         f"Reranker `{model}`, hybrid stage 1 with {args.candidates} candidates, top {args.top_k} passages, "
         f"{args.sentences} sentences per answer, no language model. Corpus: the {len(records)} PubMedQA "
-        "abstracts (default chunking, 256 tokens). Latency is one `Pipeline.ask` on this shared 2-core "
+        "abstracts (default chunking, 256 tokens). Latency is one `ask(pipeline, ...)` on this shared 2-core "
         f"CPU machine (noisy).\n\n{table}\n\nCommand: `{command}`"
     )
     print(body)

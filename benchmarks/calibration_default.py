@@ -20,25 +20,20 @@ import numpy as np
 from _common import DATA, REPO
 from markdown_report import write_section
 
+from winnow.evaluation.calibration_data import LabelledScores, read_questions, score_queries, scorer_for
+from winnow.evaluation.corpus_index import bm25_candidates
 from winnow.evaluation.datasets import load_dataset
 from winnow.models import resolve_model
 from winnow.models.hardware import cpu_bf16_units, cpu_name
 from winnow.rerank import DEFAULT_RERANKER
-from winnow.signals.abstention import DEFAULT_MIN_CONFIDENCE, answer_stats, propose_threshold
-from winnow.signals.calibration import (
+from winnow.rerank.calibration import (
     CALIBRATION_FILE,
     SigmoidCalibrator,
     expected_calibration_error,
     fit_calibrator,
     save_calibrator,
 )
-from winnow.signals.labelled import (
-    LabelledScores,
-    bm25_candidates,
-    read_questions,
-    score_queries,
-    scorer_for,
-)
+from winnow.signals.abstention import DEFAULT_MIN_CONFIDENCE, answer_stats, propose_threshold
 
 OOD = REPO / "benchmarks" / "data" / "ood_questions.txt"
 REPORT = REPO / "docs" / "signals.md"

@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 from markdown_report import write_section
 
+from winnow.evaluation.calibration_data import read_questions, score_queries, scorer_for
+from winnow.evaluation.corpus_index import bm25_candidates
 from winnow.evaluation.datasets import load_dataset
 from winnow.rerank import DEFAULT_RERANKER
-from winnow.signals.abstention import answer_stats, propose_threshold
-from winnow.signals.calibration import (
+from winnow.rerank.calibration import (
     SigmoidCalibrator,
     expected_calibration_error,
     fit_calibrator,
     reliability_diagram,
 )
-from winnow.signals.labelled import bm25_candidates, read_questions, score_queries, scorer_for
+from winnow.signals.abstention import answer_stats, propose_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "beir" / "scifact"

@@ -31,9 +31,10 @@ QUERIES_FILE = "scifact-test-queries.json"
 
 
 def build(path: Path, chunks: int) -> None:
-    from winnow.retrieve import Document, Index
+    from winnow.records import Document
+    from winnow.retrieve import Index
     from winnow.retrieve.chunking import Chunker
-    from winnow.retrieve.store import Store
+    from winnow.retrieve.sqlite_store import Store
 
     source = Store(SOURCE_INDEX / "index.sqlite")
     rows = source.db.execute(

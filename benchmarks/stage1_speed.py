@@ -22,6 +22,7 @@ from markdown_report import write_section
 from sentence_transformers import SentenceTransformer
 
 from winnow.models import resolve_model
+from winnow.records import title_and_text
 from winnow.retrieve import Index
 from winnow.retrieve.dense import shared_embedder
 from winnow.retrieve.ingest import load_beir_corpus
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     docs = list(itertools.islice(load_beir_corpus(DATA / "beir" / "scifact"), args.docs))
-    texts = [f"{d.title} {d.text}" for d in docs]
+    texts = [title_and_text(d.title, d.text) for d in docs]
     st = SentenceTransformer(str(resolve_model("all-minilm-l6")), device="cpu")
     st.max_seq_length = 256
     embedder = shared_embedder("all-minilm-l6")  # loaded once, as in a long-running process

@@ -10,9 +10,10 @@ import asyncio
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from winnow.retrieve.documents import Candidate
+from winnow.records import Candidate, as_candidate
 from winnow.retrieve.filters import Filters
 from winnow.retrieve.index import Index, Mode
 from winnow.signals.abstention import Abstention, check_threshold
@@ -20,7 +21,6 @@ from winnow.signals.combine import Embed, SignalInput, Signals, combine
 from winnow.stores.base import CandidateSource
 
 if TYPE_CHECKING:
-    from winnow.answer.ask import Answer
     from winnow.rerank import Cascade, Reranker
 
 
@@ -29,11 +29,13 @@ class PipelineResult:
     """One final result: where stage 1 put it, what the reranker said, and what it is.
 
     ``rank`` is the final 1-based rank; ``stage1_rank``/``stage1_score`` come from recall (for external
-    candidates, their position in the list given and their ``score`` field if any). ``score`` and
-    ``probability`` are the reranker's logit and (calibrated) probability, None when reranking was
-    skipped. ``final_score`` is what the order rests on: the probability, or with signals configured
-    their weighted blend; ``components`` holds every part of it (relevance, freshness, authority,
-    and mmr / redundancy when diversity is on) so a user can see why a result ranked where it did.
+    candidates, read by ``winnow.records.as_candidate``: their ``rank`` field, else their position in
+    the list given, and their ``score`` field if any). ``score`` and ``probability`` are the
+    reranker's logit and (calibrated) probability, None when reranking was skipped. ``final_score`` is
+    what the order rests on: the probability, or with signals configured their weighted blend;
+    ``components`` holds every part of it (relevance, freshness, authority, and mmr / redundancy when
+    diversity is on) so a user can see why a result ranked where it did. ``updated_at`` and
+    ``authority`` are the document's, which the signals read; ``metadata`` is its user fields.
     """
 
     rank: int
@@ -51,6 +53,8 @@ class PipelineResult:
     candidate: Any
     components: dict[str, float] = field(default_factory=dict)
     final_score: float | None = None
+    updated_at: datetime | str | float | None = None
+    authority: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,57 +83,6 @@ class PipelineResponse(Sequence[PipelineResult]):
 
     def __iter__(self) -> Iterator[PipelineResult]:
         return iter(self.results)
-
-
-_FIELDS = (
-    "text",
-    "content",
-    "page_content",
-    "score",
-    "doc_id",
-    "id",
-    "chunk_id",
-    "title",
-    "source",
-    "span",
-    "metadata",
-)
-
-
-def _describe(candidate: Any, position: int) -> dict[str, Any]:
-    """Uniform fields of a stage-1 Candidate, a dict from an external store, an object, or a string."""
-    if isinstance(candidate, Candidate):
-        return {
-            "stage1_rank": candidate.rank,
-            "stage1_score": candidate.score,
-            "text": candidate.text,
-            "doc_id": candidate.doc_id,
-            "chunk_id": candidate.chunk_id,
-            "title": candidate.title,
-            "source": candidate.source,
-            "span": candidate.span,
-            "metadata": candidate.metadata,
-        }
-    if isinstance(candidate, str):
-        got: Mapping[str, Any] = {"text": candidate}
-    elif isinstance(candidate, Mapping):
-        got = candidate
-    else:
-        got = {key: getattr(candidate, key) for key in _FIELDS if hasattr(candidate, key)}
-    score = got.get("score")
-    doc_id = got.get("doc_id", got.get("id"))
-    span = got.get("span")
-    return {
-        "stage1_rank": position + 1,
-        "stage1_score": float(score) if isinstance(score, int | float) else None,
-        "text": got.get("text") or got.get("content") or got.get("page_content") or "",
-        "doc_id": None if doc_id is None else str(doc_id),
-        "chunk_id": got.get("chunk_id"),
-        "title": got.get("title") or "",
-        "source": got.get("source") or "",
-        "span": tuple(span) if span is not None else None,
-        "metadata": dict(got.get("metadata") or {}),
-    }
 
 
 class Pipeline:
@@ -184,17 +137,27 @@ class Pipeline:
         else:
             chosen = [(r.index, r.score, r.probability) for r in ranking]
         for rank, (i, score, probability) in enumerate(chosen, start=1):
-            fields = _describe(pool[i], i)
+            record = as_candidate(pool[i], i)
             relevance = {} if probability is None else {"relevance": probability}
             results.append(
                 PipelineResult(
                     rank=rank,
+                    stage1_rank=record.rank or i + 1,
+                    stage1_score=record.score,
                     score=score,
                     probability=probability,
+                    text=record.text,
+                    doc_id=record.doc_id,
+                    chunk_id=record.chunk_id,
+                    title=record.title,
+                    source=record.source,
+                    span=record.span,
+                    metadata=record.metadata,
                     candidate=pool[i],
                     components=relevance,
                     final_score=probability,
-                    **fields,
+                    updated_at=record.updated_at,
+                    authority=record.authority,
                 )
             )
         abstention = self._abstention(results) if self.min_confidence is not None else None
@@ -236,8 +199,8 @@ class Pipeline:
                 text=r.text,
                 doc_id=r.doc_id,
                 source=r.source,
-                updated_at=_field(r, "updated_at"),
-                authority=_field(r, "authority"),
+                updated_at=r.updated_at,
+                authority=r.authority,
             )
             for r in results
         ]
@@ -303,24 +266,6 @@ class Pipeline:
     async def arerank(self, query: str, candidates: Sequence[Any], top_k: int = 5) -> PipelineResponse:
         """``rerank`` in a worker thread."""
         return await asyncio.to_thread(self.rerank, query, candidates, top_k)
-
-    def ask(self, question: str, **options: Any) -> Answer:
-        """Answer ``question`` with citations from this pipeline's results; options as ``winnow.answer.ask``.
-
-        With ``llm=ChatClient(...)`` a chat model writes it, else the best source sentences are quoted.
-        """
-        from winnow.answer.ask import ask
-
-        return ask(self, question, **options)
-
-
-def _field(result: PipelineResult, key: str) -> Any:
-    """A signal input (updated_at, authority) from the metadata, else from the candidate itself."""
-    if key in result.metadata:
-        return result.metadata[key]
-    if isinstance(result.candidate, Mapping):
-        return result.candidate.get(key)
-    return getattr(result.candidate, key, None)
 
 
 def _check_sizes(candidates: int, top_k: int) -> None:

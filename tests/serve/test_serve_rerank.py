@@ -143,6 +143,23 @@ def test_max_tokens_per_doc_cuts_and_reports(live_server, served_reranker) -> No
 def test_concurrent_requests_get_their_own_answers(live_server, served_reranker) -> None:
     """16 requests at once, each with its own query and document order: every answer matches its own
     in-process ranking, so pairs packed into shared batches went back to the right request."""
+    send_concurrent_requests(live_server, served_reranker)
+
+    metrics = httpx.get(f"{live_server.url}/metrics", headers=live_server.headers(), timeout=10).text
+    shared = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("winnow_batch_requests_bucket") and 'le="1.0"' in line
+    ]
+    count = [line for line in metrics.splitlines() if line.startswith("winnow_batch_requests_count")]
+    assert shared and count and float(shared[0].split()[-1]) < float(count[0].split()[-1]), (
+        "no round of the worker served more than one request"
+    )
+
+
+def send_concurrent_requests(server, reranker: Reranker) -> None:
+    """16 requests at once to ``server``, each with its own query and document order; asserts every answer
+    is its own request's in-process ranking (also used against `winnow serve --ray`)."""
     queries = [
         f"question {i}: " + q
         for i in range(2)
@@ -157,25 +174,12 @@ def test_concurrent_requests_get_their_own_answers(live_server, served_reranker)
         return [order[r["index"]] for r in reply.json()]
 
     async def all_at_once() -> list[list[int]]:
-        async with httpx.AsyncClient(
-            base_url=live_server.url, headers=live_server.headers(), timeout=60
-        ) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers(), timeout=60) as client:
             return await asyncio.gather(*(one(client, q, o) for q, o in zip(queries, orders, strict=True)))
 
     got = asyncio.run(all_at_once())
     for query, ranking in zip(queries, got, strict=True):
-        assert ranking == [r.index for r in served_reranker.rerank(query, DOCUMENTS)]
-
-    metrics = httpx.get(f"{live_server.url}/metrics", headers=live_server.headers(), timeout=10).text
-    shared = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("winnow_batch_requests_bucket") and 'le="1.0"' in line
-    ]
-    count = [line for line in metrics.splitlines() if line.startswith("winnow_batch_requests_count")]
-    assert shared and count and float(shared[0].split()[-1]) < float(count[0].split()[-1]), (
-        "no round of the worker served more than one request"
-    )
+        assert ranking == [r.index for r in reranker.rerank(query, DOCUMENTS)]
 
 
 def test_health_and_metrics(live_server) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from winnow.records import as_candidate
+
 DEFAULT_TOKEN_BUDGET = 1500
 TokenCounter = Callable[[str], int]
 
@@ -142,31 +144,27 @@ def token_counter(tokenizer: Any = None) -> TokenCounter:
 
 
 def _fields(item: Any, position: int) -> dict[str, Any]:
-    """Uniform fields of a PipelineResult, Candidate, dict or string (a result list in any shape)."""
-    if isinstance(item, str):
-        got: Mapping[str, Any] = {"text": item}
-    elif isinstance(item, Mapping):
-        got = item
-    else:
-        names = ("text", "doc_id", "id", "chunk_id", "title", "source", "span", "score", "stage1_score")
-        got = {name: getattr(item, name) for name in names if hasattr(item, name)}
-    text = got.get("text")
-    if not isinstance(text, str):
-        raise TypeError(f"result {position} has no string 'text' field (got {type(item).__name__})")
-    doc_id = got.get("doc_id", got.get("id"))
-    span = got.get("span")
-    score = got.get("score")
+    """A passage's fields from one result in any shape ``winnow.records.as_candidate`` reads.
+
+    The score is the reranker's; a result without one (a PipelineResult of an unreranked search, or
+    its JSON) falls back to its ``stage1_score``. ``rank`` is the position in the list given.
+    """
+    record = as_candidate(item, position)
+    score = record.score
     if score is None:
-        score = got.get("stage1_score")
+        stage1 = (
+            item.get("stage1_score") if isinstance(item, Mapping) else getattr(item, "stage1_score", None)
+        )
+        score = float(stage1) if isinstance(stage1, int | float) else None
     return {
-        "text": text,
-        "doc_id": None if doc_id is None else str(doc_id),
-        "title": got.get("title") or "",
-        "source": got.get("source") or "",
-        "span": (int(span[0]), int(span[1])) if span is not None else None,
-        "score": float(score) if isinstance(score, int | float) else None,
+        "text": record.text,
+        "doc_id": record.doc_id,
+        "title": record.title,
+        "source": record.source,
+        "span": record.span,
+        "score": score,
         "rank": position + 1,
-        "chunk_ids": (str(got["chunk_id"]),) if got.get("chunk_id") else (),
+        "chunk_ids": (record.chunk_id,) if record.chunk_id else (),
     }
 
 
@@ -240,8 +238,9 @@ def build_context(
 ) -> Context:
     """Select, merge, order and number ``results`` (best first) into a context of at most ``budget`` tokens.
 
-    ``results`` are PipelineResults, stage-1 Candidates, dicts with "text" (and optionally doc_id,
-    title, source, span, score, chunk_id) or strings. ``budget`` counts passage text tokens (the
+    ``results`` are PipelineResults, stage-1 Candidates, strings, or dicts / objects with "text" (or
+    "content" / "page_content"; optionally doc_id, title, source, span, score, chunk_id; title and
+    source may sit in their metadata, as LangChain keeps them). ``budget`` counts passage text tokens (the
     numbering and quoting around them are not counted). Chunks of one document whose spans overlap or
     are at most ``adjacent_gap`` characters apart are merged.
     """

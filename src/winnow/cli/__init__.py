@@ -5,10 +5,12 @@ from __future__ import annotations
 from winnow.cli import (
     ask_command,
     calibrate_command,
+    demo_command,
     eval_command,
     index_command,
     models_command,
     rerank_command,
+    search_command,
     serve_command,
     train_command,
 )
@@ -16,10 +18,10 @@ from winnow.cli.app import app
 
 app.command("rerank")(rerank_command.rerank)
 app.command("index")(index_command.index)
-app.command("search")(index_command.search)
+app.command("search")(search_command.search)
 app.command("stats")(index_command.stats)
 app.command("delete")(index_command.delete)
-app.command("demo")(index_command.demo)
+app.command("demo")(demo_command.demo)
 app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_dataset)
 app.command("ask")(ask_command.ask)

@@ -9,19 +9,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from winnow.cli.common import console, err_console, errors
-from winnow.cli.index_command import (
-    DEFAULT_CASCADE_KEEP,
+from winnow.cli.common import (
     DEFAULT_INDEX,
     CascadeKeepOption,
     CascadeOption,
     IndexOption,
     MinConfidenceOption,
-    _reranker,
-    _short_source,
-    _snippet,
-    _stage1,
+    RerankerModelOption,
+    build_reranker,
+    console,
+    err_console,
+    errors,
+    open_stage1,
+    short_source,
+    snippet,
 )
+from winnow.rerank.cascade import DEFAULT_CASCADE_KEEP
 
 if TYPE_CHECKING:
     from winnow.answer import Answer
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     index_dir: IndexOption = DEFAULT_INDEX,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Reranker model.")] = None,
+    model: RerankerModelOption = None,
     cascade: CascadeOption = None,
     cascade_keep: CascadeKeepOption = DEFAULT_CASCADE_KEEP,
     llm_base_url: Annotated[
@@ -88,8 +91,8 @@ def ask(
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        with _stage1(index_dir, None) as idx:
-            reranker = _reranker(model, cascade, cascade_keep)
+        with open_stage1(index_dir) as idx:
+            reranker = build_reranker(model, cascade, cascade_keep)
             threshold = effective_min_confidence(min_confidence, reranker)
             answer = ask_question(
                 Pipeline(idx, reranker, min_confidence=threshold),
@@ -124,10 +127,10 @@ def _print_sources(answer: Answer) -> None:
     console.print("\n[bold]Sources[/bold]", highlight=False)
     for p in answer.context.passages:
         mark = "*" if p.number in cited else " "
-        where = _short_source(p.source or p.doc_id or "")
+        where = short_source(p.source or p.doc_id or "")
         span = f", chars {p.span[0]}-{p.span[1]}" if p.span else ""
         title = f"{p.title} — " if p.title else ""
-        label = escape(f"{mark}[{p.number}] {title}{where}{span}: {_snippet(p.text, 70)}")
+        label = escape(f"{mark}[{p.number}] {title}{where}{span}: {snippet(p.text, 70)}")
         console.print(label, highlight=False)
     t = answer.timings
     console.print(

@@ -63,8 +63,8 @@ def calibrate(
         winnow calibrate labelled_pairs.jsonl --model ./my-reranker --method isotonic
     """
     from winnow.errors import WinnowError
-    from winnow.signals.abstention import answer_stats, propose_threshold
-    from winnow.signals.calibration import (
+    from winnow.evaluation.calibration_data import beir_scores, pairs_scores, scorer_for
+    from winnow.rerank.calibration import (
         CALIBRATION_KINDS,
         SigmoidCalibrator,
         calibration_target,
@@ -73,7 +73,7 @@ def calibrate(
         reliability_diagram,
         save_calibrator,
     )
-    from winnow.signals.labelled import beir_scores, pairs_scores, scorer_for
+    from winnow.signals.abstention import answer_stats, propose_threshold
 
     if method not in CALIBRATION_KINDS[1:]:
         raise typer.BadParameter(f"must be platt or isotonic, not {method!r}", param_hint="--method")

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from winnow.cli.common import console, err_console
-from winnow.cli.index_command import DEFAULT_CASCADE_KEEP, CascadeKeepOption, CascadeOption
+from winnow.cli.common import CascadeKeepOption, CascadeOption, build_reranker, console, err_console, snippet
 from winnow.errors import WinnowError
 from winnow.models import DEFAULT_RERANKER
-from winnow.rerank.documents import check_query, document_text
+from winnow.records import as_candidate
+from winnow.rerank.cascade import DEFAULT_CASCADE_KEEP
+from winnow.rerank.inputs import check_query
 
 
 def read_documents(source: str) -> list[Any]:
@@ -51,7 +52,7 @@ def read_documents(source: str) -> list[Any]:
         except json.JSONDecodeError as exc:
             raise WinnowError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
         try:
-            document_text(document, len(documents))
+            as_candidate(document, len(documents))
         except TypeError as exc:
             raise WinnowError(f"{name}:{number}: {exc}") from None
         documents.append(document)
@@ -94,13 +95,9 @@ def rerank(
     """
     check_query(query)  # bad input fails in a moment, before the model loads
     documents = read_documents(docs)
-    from winnow.rerank import Cascade, Reranker
-
-    options = {"backend": backend, "max_length": max_length, "windows": windows}
-    if cascade:
-        reranker = Cascade(cascade, model, keep=cascade_keep, **options)
-    else:
-        reranker = Reranker(model, **options)
+    reranker = build_reranker(
+        model, cascade, cascade_keep, backend=backend, max_length=max_length, windows=windows
+    )
     ranking = reranker.rerank(query, documents, top_k=top_k)
     if as_json:
         for rank, result in enumerate(ranking, start=1):
@@ -124,14 +121,8 @@ def rerank(
     table.add_column("document")
     for rank, result in enumerate(ranking, start=1):
         text = result.text if result.span is None else result.text[result.span[0] : result.span[1]]
-        snippet = " ".join(text.split())
-        table.add_row(
-            str(rank),
-            str(result.index),
-            f"{result.score:.3f}",
-            f"{result.probability:.3f}",
-            snippet[:110] + ("…" if len(snippet) > 110 else ""),
-        )
+        score, probability = f"{result.score:.3f}", f"{result.probability:.3f}"
+        table.add_row(str(rank), str(result.index), score, probability, snippet(text, 110))
     console.print(table)
     if ranking.truncated:
         err_console.print(

@@ -59,6 +59,25 @@ def serve(
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="Allow browser calls from this origin (repeat; default: none).")
     ] = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run on Ray Serve: model replicas and the index as deployments.")
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --ray: the cluster's HOST:PORT (default: Ray on this machine).")
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="With --ray: replicas per model.")] = 1,
+    min_replicas: Annotated[
+        int | None, typer.Option(min=0, help="With --ray: autoscale, at least this many replicas.")
+    ] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option(min=1, help="With --ray: autoscale, at most this many replicas.")
+    ] = None,
+    replica_cpus: Annotated[
+        float, typer.Option(min=0.01, help="With --ray: CPUs (threads) per replica.")
+    ] = 1.0,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, help="With --ray: requests one @serve.batch call serves together.")
+    ] = 8,
 ) -> None:
     """Serve reranking over HTTP (Cohere's /v2/rerank, TEI's /rerank), and search / ask with --index.
 
@@ -73,6 +92,8 @@ def serve(
 
         curl -s localhost:8080/v2/rerank -H 'content-type: application/json' \\
             -d '{"query": "what is BM25?", "documents": ["BM25 ranks passages.", "Paris is in France."]}'
+
+        winnow serve --ray --replicas 4 --index .winnow-index    (the same API on Ray Serve: docs/scaling.md)
     """
     # Expected errors (a missing model or index, bad settings) end in one line: see winnow.cli.common.
     from winnow.models import resolve_model
@@ -102,6 +123,17 @@ def serve(
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     err_console.print(f"winnow serve: loading {', '.join(models)} ...", highlight=False, soft_wrap=True)
+    if ray:
+        from winnow.scale.serving import Scaling, serve_on_ray
+
+        scaling = Scaling(replicas, min_replicas, max_replicas, replica_cpus, max_batch_size)
+        serve_on_ray(
+            settings,
+            scaling,
+            ray_address,
+            lambda line: err_console.print(line, highlight=False, soft_wrap=True),
+        )
+        return
     from winnow.serve.server import startup_line
 
     server = make_server(

@@ -22,15 +22,6 @@ def cache_dir() -> Path:
     return cache_root() / "eval"
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """Path plus size and mtime of the weights, so retraining a model in place invalidates its scores."""
-    parts = [str(model_dir.resolve())]
-    for weights in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
-        stat = weights.stat()
-        parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
-
-
 def _pair_key(query: str, text: str) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(query.encode("utf-8", "surrogatepass"))

@@ -9,15 +9,22 @@ raise ``DatasetError`` naming the file, the line and the field.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from winnow.errors import WinnowError
 from winnow.jsonl import iter_json_objects
+from winnow.retrieve.beir import (
+    Qrels,
+    numbered_lines,
+    read_corpus,
+    read_qrels,
+    read_queries,
+    require_file,
+    required_field,
+)
 
-Qrels = dict[str, dict[str, int]]
 Candidates = dict[str, list[tuple[str, float]]]
 
 SHORT_NAMES: dict[str, str] = {
@@ -58,106 +65,11 @@ class EvalSet:
         return max((g for docs in self.qrels.values() for g in docs.values()), default=0) > 1
 
 
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise DatasetError(f"missing file: {path} (expected it in the data set folder)")
-    return path
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based number; CRLF endings (as in BEIR SciFact qrels) are stripped."""
-    with open(_require(path), encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    return iter_json_objects(_require(path), DatasetError)
-
-
-def _field(record: dict[str, Any], names: tuple[str, ...], path: Path, number: int) -> str:
-    for name in names:
-        if name in record and record[name] is not None:
-            return str(record[name])
-    raise DatasetError(f"{path}:{number}: missing field {' or '.join(repr(n) for n in names)}")
-
-
-def load_corpus(path: Path) -> dict[str, str]:
-    """A BEIR-style corpus.jsonl (``_id`` or ``id``, ``text``, optional ``title``) as id -> text.
-
-    The title, when present, is prepended with a space, as BEIR's reranking evaluation does.
-    """
-    corpus: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for number, record in _json_lines(path):
-        doc_id = _field(record, ("_id", "id"), path, number)
-        text = _field(record, ("text",), path, number)
-        if doc_id in corpus:
-            raise DatasetError(
-                f"{path}:{number}: duplicate document id {doc_id!r} (first on line {first_line[doc_id]})"
-            )
-        title = str(record.get("title") or "").strip()
-        corpus[doc_id] = f"{title} {text}".strip() if title else text
-        first_line[doc_id] = number
-    return corpus
-
-
-def load_queries(path: Path) -> dict[str, str]:
-    """Queries from BEIR queries.jsonl (``_id``, ``text``) or a two-column TSV (id, text; MS MARCO style)."""
-    queries: dict[str, str] = {}
-    if path.suffix == ".tsv" or path.suffix == ".txt":
-        for number, line in _lines(path):
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DatasetError(
-                    f"{path}:{number}: expected 2 tab-separated columns (id, text), got {len(parts)}"
-                )
-            queries[parts[0]] = parts[1]
-        return queries
-    for number, record in _json_lines(path):
-        query_id = _field(record, ("_id", "id"), path, number)
-        if query_id in queries:
-            raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
-        queries[query_id] = _field(record, ("text",), path, number)
-    return queries
-
-
-def load_qrels(path: Path) -> Qrels:
-    """Relevance judgments from a BEIR qrels TSV (header, 3 columns) or a TREC qrels file (4 columns).
-
-    Grades are kept as given (0 included); the relevance threshold is applied at evaluation time.
-    """
-    qrels: Qrels = {}
-    for number, line in _lines(path):
-        parts = line.split()
-        if len(parts) == 3:
-            query_id, doc_id, grade = parts
-        elif len(parts) == 4:
-            query_id, _, doc_id, grade = parts
-        else:
-            raise DatasetError(
-                f"{path}:{number}: expected 'query-id corpus-id score' (BEIR) or "
-                f"'query-id 0 doc-id grade' (TREC), got {len(parts)} columns"
-            )
-        try:
-            value = int(grade)
-        except ValueError:
-            if number == 1:  # BEIR header: query-id corpus-id score
-                continue
-            raise DatasetError(f"{path}:{number}: relevance grade {grade!r} is not an integer") from None
-        qrels.setdefault(query_id, {})[doc_id] = value
-    if not qrels:
-        raise DatasetError(f"{path}: holds no relevance judgments")
-    return qrels
-
-
 def load_run(path: Path) -> Candidates:
     """A TREC run file (``qid Q0 docid rank score tag``) as query id -> [(doc id, score)] in rank order."""
     ranked: dict[str, list[tuple[int, str, float]]] = {}
     seen: dict[tuple[str, str], int] = {}
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path, DatasetError):
         parts = line.split()
         if len(parts) != 6:
             raise DatasetError(
@@ -209,9 +121,9 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", name: str | N
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"data set folder not found: {folder}")
-    qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
-    queries = load_queries(folder / "queries.jsonl")
-    corpus = load_corpus(folder / "corpus.jsonl")
+    qrels = read_qrels(folder / "qrels" / f"{split}.tsv", DatasetError)
+    queries = read_queries(folder / "queries.jsonl", DatasetError)
+    corpus = read_corpus(folder / "corpus.jsonl", DatasetError)
     issues, queries, qrels = _check(str(folder), queries, qrels, corpus)
     return EvalSet(name or folder.name, queries, qrels, corpus, issues=issues, source=str(folder))
 
@@ -230,10 +142,11 @@ def load_rerank_set(
     """
     run_path = Path(run)
     evalset_name = name or run_path.stem
-    candidates = load_run(_require(run_path))
-    loaded_qrels = load_qrels(Path(qrels))
-    texts = load_corpus(Path(corpus))
-    issues, judged_queries, judged = _check(evalset_name, load_queries(Path(queries)), loaded_qrels, texts)
+    candidates = load_run(run_path)
+    loaded_qrels = read_qrels(Path(qrels), DatasetError)
+    texts = read_corpus(Path(corpus), DatasetError)
+    queries_read = read_queries(Path(queries), DatasetError)
+    issues, judged_queries, judged = _check(evalset_name, queries_read, loaded_qrels, texts)
     missing_text = sorted({d for docs in candidates.values() for d, _ in docs if d not in texts})
     if missing_text:
         raise DatasetError(
@@ -269,11 +182,11 @@ def load_user_set(
     path = Path(path)
     queries: dict[str, str] = {}
     qrels: Qrels = {}
-    for number, record in _json_lines(path):
+    for number, record in iter_json_objects(require_file(path, DatasetError), DatasetError):
         query_id = str(record.get("id", f"q{number}"))
         if query_id in queries:
             raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
-        queries[query_id] = _field(record, ("query",), path, number)
+        queries[query_id] = required_field(record, ("query",), f"{path}:{number}", DatasetError)
         relevant = record.get("relevant")
         if isinstance(relevant, list) and relevant:
             qrels[query_id] = {str(doc): 1 for doc in relevant}
@@ -287,7 +200,7 @@ def load_user_set(
                 f"{path}:{number}: field 'relevant' must be a non-empty list of document ids "
                 f"or an object mapping document id to grade"
             )
-    texts = load_corpus(Path(corpus))
+    texts = read_corpus(Path(corpus), DatasetError)
     issues, queries, qrels = _check(str(path), queries, qrels, texts)
     return EvalSet(name or path.stem, queries, qrels, texts, issues=issues, source=str(path))
 

@@ -15,7 +15,6 @@ grid stays affordable on a laptop:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from winnow.evaluation.cache import DiskScoreCache, cache_dir
+from winnow.evaluation.cache import DiskScoreCache
+from winnow.evaluation.corpus_index import Stage1, index_stage1, open_index
 from winnow.evaluation.datasets import EvalSet
 from winnow.evaluation.metrics import METRICS, Evaluation, NoOverlapWarning, evaluate
 from winnow.evaluation.scorers import CachedScorer, Scorer, make_scorer
@@ -39,8 +39,6 @@ SUPPLIED = "supplied"
 DEFAULT_DEPTHS = (10, 20, 50, 100)
 PRIMARY_METRIC = "nDCG@10"
 SIGNIFICANCE_METRICS = ("nDCG@10", "Recall@5", "MRR@10")
-
-Stage1 = Callable[[str, str, int], list[tuple[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -110,61 +108,6 @@ def _percentiles(seconds: Sequence[float]) -> dict[str, float | int | None]:
         "p95": float(np.percentile(values, 95)),
         "n": len(values),
     }
-
-
-def _corpus_digest(corpus: dict[str, str]) -> str:
-    digest = hashlib.sha1()
-    for doc_id, text in corpus.items():
-        digest.update(doc_id.encode())
-        digest.update(b"\x00")
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x01")
-    return digest.hexdigest()[:12]
-
-
-def open_index(name: str, corpus: dict[str, str], embedding_model: str, progress: bool = True) -> Any:
-    """The stage-1 index of ``corpus`` (id -> text), built once under the cache dir and reopened later.
-
-    One chunk per document (BEIR judges whole documents). The folder name carries a digest of the
-    corpus, so an edited corpus gets a fresh index instead of a stale one; evaluation and training
-    (hard-negative mining) share it.
-    """
-    from winnow.retrieve import Document, Index
-
-    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding_model)
-    path = cache_dir() / "index" / f"{name}-{safe_model}-{_corpus_digest(corpus)}"
-    ready = path / "complete"
-    if ready.is_file():
-        return Index.open(path)
-    if path.exists():  # an interrupted build: start again rather than evaluate half a corpus
-        import shutil
-
-        shutil.rmtree(path)
-    index = Index.create(path, embedding_model=embedding_model, chunk_tokens=None)
-    index.add((Document(id=d, text=t) for d, t in corpus.items()), progress=progress)
-    index.close()
-    ready.write_text("built\n", encoding="utf-8")
-    return Index.open(path)
-
-
-def index_stage1(index: Any, mode: str) -> Stage1:
-    """Stage 1 through ``winnow.retrieve``: one ranked, de-duplicated doc list per query."""
-
-    def search(query_id: str, query: str, k: int) -> list[tuple[str, float]]:
-        ranked: list[tuple[str, float]] = []
-        seen: set[str] = set()
-        hits = (
-            index.search(query, k=k, mode="hybrid", fusion="rrf")
-            if mode == "rrf"
-            else index.search(query, k=k, mode=mode)
-        )
-        for hit in hits:
-            if hit.doc_id not in seen:
-                seen.add(hit.doc_id)
-                ranked.append((hit.doc_id, hit.score))
-        return ranked
-
-    return search
 
 
 def supplied_stage1(evalset: EvalSet) -> Stage1:

@@ -20,13 +20,11 @@ def to_json(experiment: ExperimentResult) -> dict[str, Any]:
     """Every number of the run, per configuration and per query, as plain JSON types."""
     from importlib.metadata import version
 
-    from winnow import __version__
-
     return {
         "dataset": experiment.dataset,
         "settings": experiment.settings,
         "environment": {
-            "winnow": __version__,
+            "winnow": version("winnow"),
             "ranx": version("ranx"),
             "python": platform.python_version(),
         },

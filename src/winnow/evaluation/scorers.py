@@ -12,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from winnow.evaluation.cache import DiskScoreCache, model_fingerprint
+from winnow.evaluation.cache import DiskScoreCache
+from winnow.models.fingerprint import model_fingerprint
 from winnow.models.fused_linear import runs_fused
 
 BI_ENCODER_PREFIX = "bi-encoder:"
@@ -85,14 +86,29 @@ class BiEncoderScorer:
         return self.embedder.encode(texts) @ self.embedder.encode_query(query)
 
 
+class HostedScorer:
+    """A hosted reranker, so ``winnow eval`` compares it with local ones on the same data."""
+
+    def __init__(self, spec: str, max_length: int = 512) -> None:
+        from winnow.rerank import Reranker
+        from winnow.rerank.hosted.reranker import LOCAL_OPTIONS
+
+        if max_length != LOCAL_OPTIONS["max_length"]:
+            raise ValueError(f"--max-length applies to local cross-encoders; {spec} applies its own limits")
+        self.reranker = Reranker(spec, cache=0)
+        self.name = self.reranker.model_name
+        self.key = f"hosted|{self.reranker.model_name}|{self.reranker.client.base_url}"
+
+    def score(self, query: str, texts: list[str]) -> np.ndarray:
+        return self.reranker.score([(query, text) for text in texts])
+
+
 def make_scorer(spec: str, max_length: int, device: str | None = None, dtype: str | None = None) -> Scorer:
     """``bi-encoder:<model>`` for a bi-encoder, ``cohere:`` / ``voyage:`` / ``jina:<model>`` for a hosted
     API, anything else (a name or path) for a cross-encoder."""
-    from winnow.integrations.hosted import hosted_provider
+    from winnow.rerank.hosted import hosted_provider
 
     if hosted_provider(spec):
-        from winnow.integrations.hosted.reranker import HostedScorer
-
         return HostedScorer(spec, max_length)
     if spec.startswith(BI_ENCODER_PREFIX):
         return BiEncoderScorer(spec.removeprefix(BI_ENCODER_PREFIX), max_length, device, dtype)

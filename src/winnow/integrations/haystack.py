@@ -12,7 +12,7 @@ from typing import Any
 
 from winnow.extras import require_extra
 from winnow.integrations.scoring import as_reranker, scored
-from winnow.rerank.documents import check_query
+from winnow.rerank.inputs import check_query
 
 with require_extra("haystack-ai", "haystack"):
     from haystack import Document, component, default_to_dict
@@ -51,6 +51,7 @@ class WinnowRanker:
         if not documents:
             return {"documents": []}
         self.warm_up()
+        # A Haystack Document may hold no text (a table, an image): it ranks as empty instead of failing.
         texts = [d.content or "" for d in documents]
         ranking = self._reranker.rerank(query, texts, top_k=top_k or self.top_k)
         return {

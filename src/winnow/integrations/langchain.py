@@ -49,7 +49,7 @@ class WinnowReranker(BaseDocumentCompressor):
         """The best ``top_n`` documents, best first, each a copy with scores added to its metadata."""
         if not documents:
             return []
-        ranking = self.reranker.rerank(query, [d.page_content for d in documents], top_k=self.top_n)
+        ranking = self.reranker.rerank(query, list(documents), top_k=self.top_n)
         out = []
         for result in ranking:
             original = documents[result.index]
@@ -63,7 +63,8 @@ class WinnowRetriever(BaseRetriever):
     """A Winnow ``Pipeline`` as a LangChain retriever: stage-1 ``candidates``, reranked to ``top_k``.
 
     Each Document holds the chunk text; metadata has the source document's fields plus ``doc_id``,
-    ``chunk_id``, ``title``, ``source``, ``span``, ``stage1_rank`` and the reranker's scores.
+    ``chunk_id``, ``title``, ``source``, ``span``, ``updated_at``, ``authority``, ``stage1_rank`` and
+    the reranker's scores.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -85,6 +86,8 @@ class WinnowRetriever(BaseRetriever):
                     "title": r.title,
                     "source": r.source,
                     "span": list(r.span) if r.span else None,
+                    "updated_at": r.updated_at,
+                    "authority": r.authority,
                     "stage1_rank": r.stage1_rank,
                     SCORE_KEY: r.score,
                     PROBABILITY_KEY: r.probability,

@@ -1,15 +1,14 @@
 """ONNX exports of Winnow's models, made once and cached on disk, and the ONNX Runtime sessions that run them.
 
 The reranker (``winnow.rerank.backends.onnx_backend``) and the query encoder (``winnow.retrieve.dense``)
-both export a torch module here. The cache key is made from the model files' content, so a changed model
-gets a fresh export, and every file is written through a temporary name, so an interrupted export never
-leaves a broken cache entry.
+both export a torch module here. The cache key is the model's fingerprint (its files' content) and the
+export version, so a changed model gets a fresh export, and every file is written through a temporary
+name, so an interrupted export never leaves a broken cache entry.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import tempfile
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from winnow.models.fingerprint import model_fingerprint
 from winnow.paths import cache_root
 
 if TYPE_CHECKING:
@@ -30,19 +30,9 @@ ONNX_OPSET = 17
 EXPORT_VERSION = 4
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """A short hash of the config and weight files, so a changed model gets a fresh export."""
-    digest = hashlib.sha256(f"export-v{EXPORT_VERSION}-opset{ONNX_OPSET}".encode())
-    for path in sorted(model_dir.iterdir()):
-        if path.suffix in (".json", ".safetensors", ".bin"):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def export_folder(model_dir: Path) -> Path:
-    """The cache folder of one model's exports."""
-    return cache_root() / "onnx" / model_fingerprint(model_dir)
+    """The cache folder of one model's exports: a changed model or a changed export gets a fresh one."""
+    return cache_root() / "onnx" / f"{model_fingerprint(model_dir)}-v{EXPORT_VERSION}-opset{ONNX_OPSET}"
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:

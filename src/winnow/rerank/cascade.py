@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from winnow.rerank.documents import check_top_k
+from winnow.rerank.inputs import check_top_k
 from winnow.rerank.results import Ranking
 
 if TYPE_CHECKING:

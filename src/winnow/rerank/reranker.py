@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 
 from winnow.models import DEFAULT_RERANKER, resolve_model
+from winnow.models.batching import pad_batch, token_budget_batches
 from winnow.rerank.backends import choose_backend, load_backend
-from winnow.rerank.batching import pad_batch, token_budget_batches
 from winnow.rerank.cache import CachedScore, ScoreCache
-from winnow.rerank.documents import check_query, check_top_k, document_texts
+from winnow.rerank.calibration import Calibrator, find_calibrator
 from winnow.rerank.encoding import encode_pairs
+from winnow.rerank.hosted import hosted_provider
+from winnow.rerank.hosted.reranker import HostedAPI
+from winnow.rerank.inputs import check_query, check_top_k, document_texts
 from winnow.rerank.results import Ranking, RerankResult
-from winnow.signals.calibration import Calibrator, find_calibrator
 
 WINDOW_AGGREGATES = ("max", "mean")
 
@@ -47,7 +49,7 @@ class Reranker:
 
     ``model`` is a short name, a Hugging Face id (downloaded on first use at ``revision`` unless
     HF_HUB_OFFLINE is set), or a local directory; "cohere:<model>", "voyage:<model>" or "jina:<model>"
-    builds a hosted API reranker instead (``winnow.integrations.hosted``).
+    builds a hosted API reranker instead (``winnow.rerank.hosted``).
     ``backend`` is "auto" (the fastest one measured that ranks like fp32), "torch", "onnx", "onnx-int8"
     or "openvino";
     ``device`` and ``dtype`` (fp32 / bf16 / fp16) are picked from the hardware unless forced.
@@ -61,11 +63,7 @@ class Reranker:
 
     def __new__(cls, model: str | os.PathLike[str] = DEFAULT_RERANKER, *args: Any, **kwargs: Any) -> Reranker:
         """A "provider:model" name builds the hosted reranker, which has the same API."""
-        from winnow.integrations.hosted import hosted_provider
-
         if cls is Reranker and hosted_provider(model):
-            from winnow.integrations.hosted.reranker import HostedReranker
-
             cls = HostedReranker
         return super().__new__(cls)
 
@@ -259,3 +257,8 @@ class Reranker:
                 self.cache.put(keys[i], fresh[texts[i]])
                 scored[i] = fresh[texts[i]]
         return scored, len(texts) - len(missing)  # type: ignore[return-value]
+
+
+class HostedReranker(HostedAPI, Reranker):
+    """A hosted rerank API (Cohere, Voyage AI, Jina AI) as a ``Reranker``: ``Reranker("cohere:rerank-v3.5")``
+    builds one. ``HostedAPI`` (``winnow.rerank.hosted``) scores; ``Reranker`` ranks, caches and reports."""

@@ -3,7 +3,6 @@
 from typing import TYPE_CHECKING
 
 from winnow._lazy import lazy_attributes
-from winnow.retrieve.documents import Candidate, Chunk, Document
 from winnow.retrieve.filters import Filters
 
 if TYPE_CHECKING:
@@ -11,9 +10,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddStats",
-    "Candidate",
-    "Chunk",
-    "Document",
     "Filters",
     "Index",
     "IndexNotFoundError",

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from winnow.retrieve.documents import Chunk
+from winnow.records import Chunk
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -24,10 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from winnow.models import DEFAULT_EMBEDDING_MODEL, pick_device, pick_dtype, resolve_model
+from winnow.models.batching import pad_batch, token_budget_batches
 from winnow.models.fused_linear import fuse_linear_layers, runs_fused
 from winnow.models.hardware import DTYPES
 from winnow.models.onnx_export import export_folder, export_module, onnx_session
-from winnow.rerank.batching import pad_batch, token_budget_batches
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from winnow.retrieve.ingest import parse_datetime
+from winnow.records import parse_datetime
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 

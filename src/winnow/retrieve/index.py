@@ -37,12 +37,12 @@ from tqdm.auto import tqdm
 
 from winnow.errors import WinnowError
 from winnow.models import DEFAULT_EMBEDDING_MODEL, resolve_model
+from winnow.records import Candidate, Chunk, Document, title_and_text
 from winnow.retrieve.bm25 import BM25Index
 from winnow.retrieve.chunking import Chunker
-from winnow.retrieve.documents import Candidate, Chunk, Document
 from winnow.retrieve.filters import Filters
 from winnow.retrieve.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_score_fusion
-from winnow.retrieve.store import Store
+from winnow.retrieve.sqlite_store import Store
 from winnow.retrieve.vector_search import DEFAULT_HNSW_THRESHOLD, VectorIndex
 from winnow.retrieve.writing import COMMIT_EVERY_CHUNKS, COMMIT_EVERY_SECONDS, WriteLock
 
@@ -132,13 +132,27 @@ class _Derived:
     vectors: VectorIndex
 
 
-def _embed_text(title: str, text: str) -> str:
-    """What both retrievers see for a chunk: the document title, then the chunk text."""
-    return f"{title} {text}" if title else text
-
-
 def _hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def content_hash(doc: Document, chunk_tokens: int | None, chunk_overlap: int) -> str:
+    """What decides whether a document is indexed again: its fields and the index's chunk settings."""
+    payload = json.dumps(
+        [
+            doc.text,
+            doc.title,
+            doc.source,
+            doc.updated_at.isoformat() if doc.updated_at else None,
+            doc.authority,
+            doc.metadata,
+            chunk_tokens,
+            chunk_overlap,
+        ],
+        default=str,
+        sort_keys=True,
+    )
+    return _hash(payload)
 
 
 class Index:
@@ -270,21 +284,12 @@ class Index:
 
     # writing --------------------------------------------------------------------------------------
     def _content_hash(self, doc: Document) -> str:
-        payload = json.dumps(
-            [
-                doc.text,
-                doc.title,
-                doc.source,
-                doc.updated_at.isoformat() if doc.updated_at else None,
-                doc.authority,
-                doc.metadata,
-                self._meta["chunk_tokens"],
-                self._meta["chunk_overlap"],
-            ],
-            default=str,
-            sort_keys=True,
-        )
-        return _hash(payload)
+        return content_hash(doc, self._meta["chunk_tokens"], self._meta["chunk_overlap"])
+
+    def committed_documents(self) -> Iterator[tuple[str, str]]:
+        """(id, content hash) of every committed document: what a writer elsewhere may skip."""
+        with self._lock, _naming_damage(self.path):
+            yield from self._store.db.execute("SELECT id, content_hash FROM documents")
 
     @_names_damage
     def add(
@@ -305,6 +310,25 @@ class Index:
         and ETA. One writer at a time: a second waits for the first, or with ``wait=False`` raises
         IndexBusyError.
         """
+        items = ((doc, None) for doc in documents)
+        return self.add_embedded(items, progress, total, commit_every_seconds, commit_every_chunks, wait)
+
+    @_names_damage
+    def add_embedded(
+        self,
+        documents: Iterable[tuple[Document, Sequence[tuple[Chunk, np.ndarray]] | None]],
+        progress: bool = True,
+        total: int | None = None,
+        commit_every_seconds: float = COMMIT_EVERY_SECONDS,
+        commit_every_chunks: int = COMMIT_EVERY_CHUNKS,
+        wait: bool = True,
+    ) -> AddStats:
+        """``add`` for documents chunked and embedded elsewhere (``winnow index --ray``'s actors).
+
+        Each item is a document with its chunks (from this index's chunker) and their vectors, written
+        as given, or with None: then it is chunked and embedded here, as ``add`` does. Either way a
+        document committed unchanged is skipped.
+        """
         if not commit_every_seconds > 0 or commit_every_chunks < 1:
             raise ValueError(
                 "commit_every_seconds must be above 0 and commit_every_chunks at least 1, got "
@@ -314,10 +338,10 @@ class Index:
         with self._lock, _Progress(progress, total) as bar, self._writing("indexing", wait, bar.note):
             run = _AddRun(self, bar, commit_every_seconds, commit_every_chunks)
             try:
-                for doc in documents:
+                for doc, embedded in documents:
                     if not isinstance(doc, Document):
                         raise TypeError(f"Index.add takes Document objects, got {type(doc).__name__}")
-                    run.take(doc)
+                    run.take(doc, embedded)
                     if run.due():
                         run.embed_and_commit()
                 run.embed_and_commit()
@@ -380,7 +404,7 @@ class Index:
             )
             for row, title, text, blob in cursor:
                 rows.append(row)
-                texts.append(_embed_text(title, text))
+                texts.append(title_and_text(title, text))
                 blobs += blob
         vectors = np.frombuffer(bytes(blobs), dtype=np.float32).reshape(len(rows), dim)
         row_array = np.asarray(rows, dtype=np.int64)
@@ -513,18 +537,19 @@ class Index:
         out = []
         for rank, (row, score) in enumerate(zip(rows, scores.tolist(), strict=True), start=1):
             f = fields[row]
-            metadata = {**f["metadata"], "updated_at": f["updated_at"], "authority": f["authority"]}
             out.append(
                 Candidate(
-                    chunk_id=f["chunk_id"],
-                    doc_id=f["doc_id"],
                     text=f["text"],
+                    doc_id=f["doc_id"],
+                    chunk_id=f["chunk_id"],
                     title=f["title"],
+                    source=f["source"],
+                    span=f["span"],
                     score=float(score),
                     rank=rank,
-                    span=f["span"],
-                    metadata=metadata,
-                    source=f["source"],
+                    updated_at=f["updated_at"],
+                    authority=f["authority"],
+                    metadata=f["metadata"],
                 )
             )
         return out
@@ -630,8 +655,11 @@ class _AddRun:
     fresh: list[str] = field(default_factory=list)  # text hashes embedded since the last commit
     last_commit: float = field(default_factory=time.monotonic)
 
-    def take(self, doc: Document) -> None:
-        """Skip ``doc`` if it is indexed unchanged, else chunk it and look up the vectors already known."""
+    def take(self, doc: Document, embedded: Sequence[tuple[Chunk, np.ndarray]] | None = None) -> None:
+        """Skip ``doc`` if it is indexed unchanged, else chunk it and look up the vectors already known.
+
+        ``embedded``: its chunks and their vectors, made elsewhere (used as given, not chunked here).
+        """
         index, stats = self.index, self.stats
         earlier = self.changed.pop(doc.id, None)
         if earlier is not None:  # the same id twice in one run: the later one wins, counted once
@@ -646,15 +674,29 @@ class _AddRun:
             return
         kind: Literal["added", "updated"] = "added" if known is None else "updated"
         setattr(stats, kind, getattr(stats, kind) + 1)
-        chunks, texts = [], {}
-        for chunk in index.chunker.split(doc.id, doc.text):
-            text = _embed_text(doc.title, chunk.text)
+        pieces = (
+            embedded if embedded is not None else [(c, None) for c in index.chunker.split(doc.id, doc.text)]
+        )
+        dim = int(index._meta["dim"])
+        chunks, texts, given = [], {}, {}
+        for chunk, vector in pieces:
+            text = title_and_text(doc.title, chunk.text)
             text_hash = _hash(text)
             chunks.append((chunk, text_hash))
             texts[text_hash] = text
+            if vector is not None:
+                if np.shape(vector) != (dim,):
+                    raise ValueError(
+                        f"document {doc.id!r}: a vector of shape {np.shape(vector)}, not ({dim},)"
+                    )
+                given[text_hash] = np.asarray(vector, dtype=np.float32)
+        self.vectors.update(given)
+        stats.chunks_embedded += len(given)
         unseen = [h for h in texts if h not in self.vectors and h not in self.to_embed]
-        self.vectors.update(index._store.embeddings_by_hash(unseen, int(index._meta["dim"])))
+        self.vectors.update(index._store.embeddings_by_hash(unseen, dim))
         for _, text_hash in chunks:
+            if text_hash in given:
+                continue
             if text_hash in self.vectors or text_hash in self.to_embed:
                 stats.chunks_reused += 1
             else:

@@ -6,20 +6,18 @@ folder with one corrupt PDF still indexes everything else and the user sees exac
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from winnow.errors import WinnowError
-from winnow.retrieve.documents import Document
+from winnow.records import AuthorityRules, Document, parse_datetime
+from winnow.retrieve.beir import iter_corpus
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
-DEFAULT_AUTHORITY = 0.5
 
 
 class IngestError(WinnowError):
@@ -36,48 +34,6 @@ class IngestReport:
 
     def skip(self, where: str | Path, reason: str) -> None:
         self.skipped.append((str(where), reason))
-
-
-@dataclass(frozen=True)
-class AuthorityRules:
-    """Authority weight per source pattern: the first glob in ``patterns`` matching a source wins.
-
-    Example: ``AuthorityRules({"*/handbook/*": 0.9, "*.html": 0.3}, default=0.5)``.
-    """
-
-    patterns: dict[str, float] = field(default_factory=dict)
-    default: float = DEFAULT_AUTHORITY
-
-    def __post_init__(self) -> None:
-        for pattern, weight in {**self.patterns, "default": self.default}.items():
-            if not 0.0 <= float(weight) <= 1.0:
-                raise ValueError(f"authority for {pattern!r} must be between 0 and 1, got {weight}")
-
-    def weight(self, source: str) -> float:
-        for pattern, weight in self.patterns.items():
-            if fnmatch.fnmatch(source, pattern):
-                return float(weight)
-        return self.default
-
-
-def parse_datetime(value: Any, where: str) -> datetime | None:
-    """An ISO date or datetime (or Unix seconds) as an aware UTC datetime; naive values are taken as UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, int | float):
-        parsed = datetime.fromtimestamp(value, tz=UTC)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(
-                f"{where}: updated_at {value!r} is not an ISO date (YYYY-MM-DD[THH:MM])"
-            ) from exc
-    else:
-        raise ValueError(f"{where}: updated_at must be a string or number, not {type(value).__name__}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _file_mtime(path: Path) -> datetime:
@@ -214,29 +170,18 @@ def load_beir_corpus(folder: str | os.PathLike[str]) -> Iterator[Document]:
     corpus = path / "corpus.jsonl" if path.is_dir() else path
     if not corpus.is_file():
         raise IngestError(f"no BEIR corpus at {corpus} (expected a corpus.jsonl)")
-    with corpus.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                yield Document(
-                    id=str(record["_id"]),
-                    text=record.get("text") or "",
-                    title=record.get("title") or "",
-                    source=str(corpus),
-                    metadata=dict(record.get("metadata") or {}),
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{corpus}:{lineno}: malformed BEIR record ({exc})") from exc
+    return iter_corpus(corpus)
 
 
 def _is_beir_folder(folder: Path) -> bool:
     return (folder / "corpus.jsonl").is_file() and (folder / "qrels").is_dir()
 
 
-def _expand(paths: Iterable[str | os.PathLike[str]], report: IngestReport) -> Iterator[tuple[Path, Path]]:
-    """(file, root) pairs for every supported file under the given paths, in a stable order."""
+def expand_paths(
+    paths: Iterable[str | os.PathLike[str]], report: IngestReport
+) -> Iterator[tuple[Path, Path]]:
+    """(file, root) pairs for every supported file under the given paths, in a stable order; files of
+    other types go to ``report.skipped``. Raises IngestError for a path that does not exist."""
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -264,7 +209,7 @@ def count_documents(paths: Iterable[str | os.PathLike[str]]) -> int:
     Cheap (no file is parsed), so a progress bar can show a total and an ETA from the start.
     """
     total = 0
-    for file, _ in _expand(paths, IngestReport()):
+    for file, _ in expand_paths(paths, IngestReport()):
         if file.suffix.lower() == ".jsonl":
             with file.open("rb") as handle:
                 total += sum(1 for line in handle if line.strip())
@@ -285,37 +230,44 @@ def iter_documents(
     """
     report = report if report is not None else IngestReport()
     rules = authority or AuthorityRules()
-    for file, root in _expand(paths, report):
-        rel = file.relative_to(root).as_posix()
-        try:
-            if file.suffix.lower() == ".jsonl":
-                report.files_read += 1
-                for document in _jsonl_documents(file, rel, rules, report):
-                    report.documents += 1
-                    yield document
-                continue
-            title, text, fields = READERS[file.suffix.lower()](file)
-        except (OSError, ValueError) as exc:
-            report.skip(file, str(exc))
-            continue
-        report.files_read += 1
-        if not text.strip():
-            report.skip(file, "no text (empty file, or a PDF without a text layer)")
-            continue
-        where = str(file)
-        try:
-            updated = parse_datetime(fields.pop("updated_at", None) or fields.pop("date", None), where)
-        except ValueError as exc:
-            report.skip(file, str(exc))
-            continue
-        source = str(file.resolve())
-        report.documents += 1
-        yield Document(
-            id=rel,
-            text=text,
-            title=title or file.stem.replace("_", " ").replace("-", " "),
-            source=source,
-            updated_at=updated or _file_mtime(file),
-            authority=rules.weight(source),
-            metadata=fields,
-        )
+    for file, root in expand_paths(paths, report):
+        yield from read_file(file, root, report, rules)
+
+
+def read_file(file: Path, root: Path, report: IngestReport, rules: AuthorityRules) -> Iterator[Document]:
+    """The documents of one file from ``expand_paths`` (ids relative to ``root``); a file that cannot be
+    read goes to ``report.skipped``. On its own so that workers elsewhere (``winnow index --ray``) read
+    files exactly as ``iter_documents`` does."""
+    rel = file.relative_to(root).as_posix()
+    try:
+        if file.suffix.lower() == ".jsonl":
+            report.files_read += 1
+            for document in _jsonl_documents(file, rel, rules, report):
+                report.documents += 1
+                yield document
+            return
+        title, text, fields = READERS[file.suffix.lower()](file)
+    except (OSError, ValueError) as exc:
+        report.skip(file, str(exc))
+        return
+    report.files_read += 1
+    if not text.strip():
+        report.skip(file, "no text (empty file, or a PDF without a text layer)")
+        return
+    where = str(file)
+    try:
+        updated = parse_datetime(fields.pop("updated_at", None) or fields.pop("date", None), where)
+    except ValueError as exc:
+        report.skip(file, str(exc))
+        return
+    source = str(file.resolve())
+    report.documents += 1
+    yield Document(
+        id=rel,
+        text=text,
+        title=title or file.stem.replace("_", " ").replace("-", " "),
+        source=source,
+        updated_at=updated or _file_mtime(file),
+        authority=rules.weight(source),
+        metadata=fields,
+    )

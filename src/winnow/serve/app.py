@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -133,7 +134,9 @@ class SearchResult(BaseModel):
     title: str
     source: str
     span: list[int] | None = Field(description="Character range of this chunk in its document.")
-    metadata: dict[str, Any]
+    updated_at: str | float | None = Field(description="The document's date (ISO 8601), for freshness.")
+    authority: float | None = Field(description="The document's authority weight in [0, 1].")
+    metadata: dict[str, Any] = Field(description="The document's own fields (what filters match).")
 
 
 class SearchResponse(BaseModel):
@@ -214,17 +217,11 @@ class Service:
         """Load every model (and the index) in a thread, then start their workers."""
         try:
             for name in self.settings.models:
-                reranker = await asyncio.to_thread(self.loader, name)
-                model = ServedModel(
-                    name, reranker, self.settings.max_batch_tokens, self.settings.max_wait_ms, self.metrics
-                )
-                model.worker.start()
-                self.models[name] = model
+                self.models[name] = await self.open_model(name)
             if self.settings.index is not None:
                 from winnow.answer import ChatClient
-                from winnow.retrieve import Index
 
-                self.index = await asyncio.to_thread(Index.open, self.settings.index)
+                self.index = await asyncio.to_thread(self.open_index, self.settings.index)
                 self.llm = ChatClient.from_env()
         except Exception as exc:  # whatever stops a model from loading stops the service, in one line
             self.error = str(exc) or type(exc).__name__
@@ -235,6 +232,21 @@ class Service:
         self.ready.set()
         if self.on_ready is not None:
             self.on_ready(self)
+
+    async def open_model(self, name: str) -> ServedModel:
+        """A model loaded in this process with its batching worker running (``winnow serve --ray``'s
+        service overrides this and ``open_index`` to reach its deployments instead)."""
+        reranker = await asyncio.to_thread(self.loader, name)
+        model = ServedModel(
+            name, reranker, self.settings.max_batch_tokens, self.settings.max_wait_ms, self.metrics
+        )
+        model.worker.start()
+        return model
+
+    def open_index(self, path: Path) -> Any:
+        from winnow.retrieve import Index
+
+        return Index.open(path)
 
     async def close(self) -> None:
         for model in self.models.values():
@@ -280,9 +292,11 @@ class _LockedPipeline(Pipeline):
         super().__init__(index, reranker, min_confidence=min_confidence)
         self._lock = lock
 
-    def _recall(self, *args: Any) -> Any:
+    def _recall(self, query: str, candidates: int, filters: Any, mode: Any) -> Any:
+        # The served index is an Index, here or behind `winnow serve --ray`'s index deployment: both take
+        # the request's mode.
         with self._lock:
-            return super()._recall(*args)
+            return self.index.search(query, k=candidates, mode=mode or self.mode, filters=filters)
 
 
 async def _within_deadline(request: Request, work):
@@ -313,12 +327,16 @@ def _truncation_warning(scored: Scored) -> list[str]:
     return [f"{cut} of {len(scored.truncated)} documents were truncated to fit"] if cut else []
 
 
-def create_app(settings: ServeSettings, loader: Callable[[str], Any] | None = None) -> FastAPI:
+def create_app(
+    settings: ServeSettings,
+    loader: Callable[[str], Any] | None = None,
+    service_class: type[Service] = Service,
+) -> FastAPI:
     """The service as an ASGI app. ``loader(name)`` returns a Reranker (default: ``Reranker(name, ...)``
     with the settings' backend, dtype and max_length); models load in the background after start-up,
-    and /health says ok once they have."""
+    and /health says ok once they have. ``service_class`` decides where models and the index run."""
     metrics = ServeMetrics()
-    service = Service(settings, metrics, loader or _default_loader(settings))
+    service = service_class(settings, metrics, loader or default_loader(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -485,6 +503,8 @@ def create_app(settings: ServeSettings, loader: Callable[[str], Any] | None = No
                     title=r.title,
                     source=r.source,
                     span=list(r.span) if r.span else None,
+                    updated_at=_jsonable(r.updated_at),
+                    authority=r.authority,
                     metadata=_jsonable(r.metadata),
                 )
                 for r in response
@@ -579,11 +599,13 @@ async def _sse(task: asyncio.Future, events: asyncio.Queue) -> AsyncIterator[str
 
 
 def _jsonable(value: Any) -> Any:
-    """Metadata as JSON would carry it (dates become ISO strings)."""
+    """A value as JSON would carry it (dates become ISO strings)."""
     return json.loads(json.dumps(value, default=str))
 
 
-def _default_loader(settings: ServeSettings) -> Callable[[str], Any]:
+def default_loader(settings: ServeSettings) -> Callable[[str], Any]:
+    """How a service loads a model by name: a Reranker with the settings' backend, dtype and max_length."""
+
     def load(name: str):
         from winnow.rerank import Reranker
 
@@ -592,12 +614,16 @@ def _default_loader(settings: ServeSettings) -> Callable[[str], Any]:
     return load
 
 
-def build_asgi(settings: ServeSettings, loader: Callable[[str], Any] | None = None):
+def build_asgi(
+    settings: ServeSettings,
+    loader: Callable[[str], Any] | None = None,
+    service_class: type[Service] = Service,
+):
     """The app wrapped in its middleware: CORS (when configured), then auth, then admission limits.
 
     Returns (asgi_app, fastapi_app, admission); admission's ``draining`` flag turns new requests
     away with 503 during shutdown."""
-    app = create_app(settings, loader)
+    app = create_app(settings, loader, service_class)
     service: Service = app.state.service
     admission = AdmissionMiddleware(
         app,

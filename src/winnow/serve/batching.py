@@ -4,7 +4,7 @@ requests into token-budget batches and hands each request back its own scores.
 Why: a cross-encoder on a CPU spends a forward pass per batch; requests that arrive together share
 passes instead of queueing for the model one by one, and the model never runs two passes at once
 (which on a few cores only makes both slower). Packing reuses the reranker's own token-budget
-batching (``winnow.rerank.batching``), so padding wastes as little here as in the library.
+batching (``winnow.models.batching``), so padding wastes as little here as in the library.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from winnow.rerank.batching import pad_batch, token_budget_batches
+from winnow.models.batching import pad_batch, token_budget_batches
 from winnow.serve.metrics import ServeMetrics
 
 logger = logging.getLogger("winnow.serve")
@@ -151,7 +151,7 @@ class BatchWorker:
             if jobs[0].pairs.token_type_ids is not None:
                 types = [t for job in jobs for t in job.pairs.token_type_ids]  # type: ignore[union-attr]
             try:
-                logits = await loop.run_in_executor(self._executor, self._forward, input_ids, types)
+                logits = await loop.run_in_executor(self._executor, self.forward, input_ids, types)
             except Exception as exc:  # the model failed: tell every waiting request, keep serving
                 logger.exception("inference failed on a batch of %d pairs", len(input_ids))
                 for job in jobs:
@@ -168,7 +168,7 @@ class BatchWorker:
                     job.future.set_result(logits[start:end])
                 start = end
 
-    def _forward(self, input_ids: list[list[int]], token_type_ids: list[list[int]] | None) -> np.ndarray:
+    def forward(self, input_ids: list[list[int]], token_type_ids: list[list[int]] | None) -> np.ndarray:
         """All rows through the model, packed by token budget; logits in input order."""
         logits = np.zeros((len(input_ids), self.backend.num_labels), dtype=np.float32)
         lengths = [len(ids) for ids in input_ids]

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from winnow.rerank.documents import check_query, check_top_k, document_texts
 from winnow.rerank.encoding import CHARS_PER_TOKEN_CAP, encode_pairs
+from winnow.rerank.inputs import check_query, check_top_k, document_texts
 from winnow.rerank.reranker import split_logits
 from winnow.rerank.results import Ranking, RerankResult
 from winnow.serve.batching import BatchWorker, EncodedPairs
@@ -98,13 +98,22 @@ def logits_to_scores(reranker, logits: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 class ServedModel:
-    """One reranker and its worker, under the names a request may use for it."""
+    """One reranker and its worker, under the names a request may use for it (``worker_class``: how its
+    requests are batched; ``winnow serve --ray``'s replicas batch through Ray Serve)."""
 
-    def __init__(self, name: str, reranker, max_batch_tokens: int, max_wait_ms: float, metrics: ServeMetrics):
+    def __init__(
+        self,
+        name: str,
+        reranker,
+        max_batch_tokens: int,
+        max_wait_ms: float,
+        metrics: ServeMetrics,
+        worker_class: type[BatchWorker] = BatchWorker,
+    ):
         self.name = name
         self.reranker = reranker
         self.metrics = metrics
-        self.worker = BatchWorker(
+        self.worker = worker_class(
             reranker.backend,
             reranker.tokenizer.pad_token_id or 0,
             max_batch_tokens,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from winnow.signals.authority import DEFAULT_AUTHORITY, authority, check_authority_settings
+from winnow.records import DEFAULT_AUTHORITY, AuthorityRules
 from winnow.signals.diversity import check_diversity_settings, diversify
 from winnow.signals.freshness import DateCounts, MissingDatePolicy, check_freshness_settings, freshness
 
@@ -66,7 +66,7 @@ class Signals:
                 "at least one of relevance_weight, freshness_weight, authority_weight must be > 0"
             )
         check_freshness_settings(self.half_life_days, self.missing_date, self.missing_date_value)
-        check_authority_settings(self.authority_patterns, self.default_authority)
+        AuthorityRules(self.authority_patterns, self.default_authority)  # raises on a weight outside [0, 1]
         check_diversity_settings(self.mmr_lambda, self.max_chunks_per_doc)
 
     @property
@@ -117,6 +117,7 @@ def combine(
 
     now = signals.now or datetime.now(UTC)
     counts = DateCounts()
+    rules = AuthorityRules(signals.authority_patterns, signals.default_authority)
     total = signals.relevance_weight + signals.freshness_weight + signals.authority_weight
     components: list[dict[str, float]] = []
     finals = np.zeros(len(items))
@@ -132,9 +133,7 @@ def combine(
                 counts,
                 item.doc_id or f"#{position}",
             ),
-            "authority": authority(
-                item.source, item.authority, signals.authority_patterns, signals.default_authority
-            ),
+            "authority": rules.weight(item.source, item.authority),
         }
         finals[position] = (
             signals.relevance_weight * parts["relevance"]

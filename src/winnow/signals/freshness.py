@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from winnow.records import parse_datetime
 
 MissingDatePolicy = Literal["neutral", "oldest"]
 MISSING_DATE_POLICIES: tuple[str, ...] = ("neutral", "oldest")
@@ -24,24 +26,6 @@ class DateCounts:
     missing: int = 0
     malformed: int = 0
     examples: list[str] = field(default_factory=list)
-
-
-def parse_date(value: Any) -> datetime | None:
-    """An aware UTC datetime from a datetime, ISO string or Unix seconds; None when absent.
-
-    Raises ValueError for a value that is present but not a date, so the caller can count it.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        parsed = datetime.fromtimestamp(value, tz=UTC)
-    elif isinstance(value, str):
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    else:
-        raise ValueError(f"not a date: {value!r:.60}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def check_freshness_settings(half_life_days: float, policy: str, missing_value: float) -> None:
@@ -68,8 +52,8 @@ def freshness(
     the document id, is kept as an example). Never raises on a bad date.
     """
     try:
-        date = parse_date(updated_at)
-    except (ValueError, OverflowError, OSError):
+        date = parse_datetime(updated_at)
+    except ValueError:
         if counts is not None:
             counts.malformed += 1
             if len(counts.examples) < 5:

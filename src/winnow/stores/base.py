@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from winnow.retrieve.documents import Candidate
+from winnow.records import Candidate
 
 
 @runtime_checkable

@@ -18,9 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from winnow.models import DEFAULT_EMBEDDING_MODEL
+from winnow.records import Candidate, Document, title_and_text
 from winnow.retrieve.chunking import Chunker
 from winnow.retrieve.dense import Embedder, shared_embedder
-from winnow.retrieve.documents import Candidate, Document
 
 # Fields Winnow keeps beside the user's metadata in every record; user fields of these names are dropped.
 RESERVED = ("text", "doc_id", "chunk_id", "title", "source", "start", "end", "updated_at", "authority")
@@ -60,19 +60,19 @@ def check_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def candidate_from_payload(payload: Mapping[str, Any], score: float, rank: int) -> Candidate:
-    """The Candidate a stored record stands for; user metadata plus ``updated_at`` and ``authority``."""
-    metadata = {key: value for key, value in payload.items() if key not in RESERVED}
-    metadata.update(updated_at=payload.get("updated_at"), authority=payload.get("authority"))
+    """The Candidate a stored record stands for: Winnow's fields, and the user's metadata beside them."""
     return Candidate(
-        chunk_id=payload["chunk_id"],
-        doc_id=payload["doc_id"],
         text=payload["text"],
+        doc_id=payload["doc_id"],
+        chunk_id=payload["chunk_id"],
         title=payload.get("title") or "",
+        source=payload.get("source") or "",
+        span=(int(payload["start"]), int(payload["end"])),
         score=float(score),
         rank=rank,
-        span=(int(payload["start"]), int(payload["end"])),
-        metadata=metadata,
-        source=payload.get("source") or "",
+        updated_at=payload.get("updated_at"),
+        authority=payload.get("authority"),
+        metadata={key: value for key, value in payload.items() if key not in RESERVED},
     )
 
 
@@ -143,7 +143,7 @@ class ChunkedStore(ABC):
                 updated_at=doc.updated_at.isoformat() if doc.updated_at else None,
                 authority=doc.authority,
             )
-            embed_text = f"{doc.title} {chunk.text}" if doc.title else chunk.text
+            embed_text = title_and_text(doc.title, chunk.text)
             records.append(ChunkRecord(chunk.chunk_id, payload, embed_text))
         return records
 

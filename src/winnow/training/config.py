@@ -9,13 +9,15 @@ from typing import Any
 
 import yaml
 
+from winnow.errors import WinnowError
 from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
 from winnow.training.negatives import MINING_MODES
 
 ARCHITECTURES = ("gated", "classifier")
+SOURCE_KINDS = ("path", "beir", "pubmedqa")
 
 
-class RecipeError(ValueError):
+class RecipeError(WinnowError, ValueError):
     """A recipe is invalid; the message names the recipe and the setting."""
 
 
@@ -25,7 +27,9 @@ class TrainConfig:
 
     ``data`` and ``dev`` are lists of sources: ``{"path": "file.jsonl"}`` (pairs or grouped jsonl) or
     ``{"beir": "folder", "split": "train", "depth": 30, "mining": "bm25"}`` (qrels positives plus hard
-    negatives from stage 1: ``bm25``, or Winnow's ``dense`` or ``hybrid`` retrieval).
+    negatives from stage 1: ``bm25``, or Winnow's ``dense`` or ``hybrid`` retrieval) or
+    ``{"pubmedqa": "folder", "split": "train"}`` (PubMedQA's labelled questions, each with its own abstract
+    as the positive, mined like a BEIR folder; see ``read_pubmedqa``).
     Any source may set ``max_queries`` to use only its first queries, and ``skip_queries`` to pass over the
     first N (so one qrels file gives a dev set, ``max_queries: 100``, and a disjoint training set,
     ``skip_queries: 100``). ``head_learning_rate`` (default:
@@ -81,8 +85,10 @@ class TrainConfig:
         if not self.data:
             raise RecipeError("no training data: set 'data' to at least one source")
         for source in [*self.data, *self.dev]:
-            if not isinstance(source, dict) or ("path" in source) == ("beir" in source):
-                raise RecipeError(f"a data source needs exactly one of 'path' or 'beir', got {source!r}")
+            if not isinstance(source, dict) or sum(kind in source for kind in SOURCE_KINDS) != 1:
+                raise RecipeError(
+                    f"a data source needs exactly one of {', '.join(map(repr, SOURCE_KINDS))}, got {source!r}"
+                )
             for key in ("max_queries", "skip_queries"):
                 value = source.get(key)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):

@@ -1,4 +1,4 @@
-"""Read training data: labelled pairs, grouped (query, positives, negatives) jsonl, and BEIR qrels.
+"""Read training data: labelled pairs, grouped (query, positives, negatives) jsonl, BEIR qrels and PubMedQA.
 
 Everything becomes a ``Group`` (one query, its positive passages, its negative passages), because every
 loss trains on one query's candidates at a time. Bad lines fail loudly with file and line number; queries
@@ -7,15 +7,18 @@ that cannot be trained on (no positive) are skipped and counted, never silently 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from winnow.errors import WinnowError
 from winnow.jsonl import iter_json_objects
+from winnow.retrieve.beir import read_corpus, read_qrels, read_queries
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(WinnowError, ValueError):
     """A training file is malformed; the message names the file and line."""
 
 
@@ -121,47 +124,62 @@ class BeirSplit:
     qrels: dict[str, dict[str, int]]
 
 
-def document_text(row: dict[str, Any]) -> str:
-    """The text a cross-encoder sees for a BEIR document: ``title`` then ``text``, as BEIR rerankers do."""
-    title = (row.get("title") or "").strip()
-    text = (row.get("text") or "").strip()
-    return f"{title} {text}" if title else text
-
-
 def read_beir(folder: str | Path, split: str) -> BeirSplit:
     """Load a BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
 
-    Qrels may have CRLF line endings (SciFact does) and a header line; both are handled. Judged documents
-    missing from the corpus are kept in ``qrels`` (they still count for evaluation, as in TREC DL).
+    Documents are given to the model as ``title text``. Judged documents missing from the corpus are
+    kept in ``qrels`` (they still count for evaluation, as in TREC DL); a judged query missing from the
+    queries file is an error.
     """
     folder = Path(folder)
-    corpus = {}
-    for where, row in _rows(folder / "corpus.jsonl"):
-        corpus[str(_field(row, "_id", object, where))] = document_text(row)
-    queries = {}
-    for where, row in _rows(folder / "queries.jsonl"):
-        queries[str(_field(row, "_id", object, where))] = _field(row, "text", str, where)
+    corpus = read_corpus(folder / "corpus.jsonl", TrainingDataError)
+    queries = read_queries(folder / "queries.jsonl", TrainingDataError)
     qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        raise FileNotFoundError(f"qrels not found: {qrels_path}")
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with qrels_path.open(encoding="utf-8", newline=None) as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.rstrip("\r\n").split("\t")
-            if number == 1 and parts[0] == "query-id":
-                continue
-            if not line.strip():
-                continue
-            where = f"{qrels_path}:{number}"
-            if len(parts) != 3:
-                raise TrainingDataError(f"{where}: expected 3 tab-separated fields, got {len(parts)}")
-            qid, doc_id, grade = parts
-            try:
-                qrels[qid][doc_id] = int(grade)
-            except ValueError:
-                raise TrainingDataError(
-                    f"{where}: relevance grade must be an integer, got {grade!r}"
-                ) from None
-            if qid not in queries:
-                raise TrainingDataError(f"{where}: query {qid!r} is not in {folder / 'queries.jsonl'}")
-    return BeirSplit(corpus, queries, dict(qrels))
+    qrels = read_qrels(qrels_path, TrainingDataError)
+    unknown = [qid for qid in qrels if qid not in queries]
+    if unknown:
+        raise TrainingDataError(
+            f"{qrels_path}: {len(unknown)} judged queries are not in {folder / 'queries.jsonl'} "
+            f"(e.g. {unknown[0]!r})"
+        )
+    return BeirSplit(corpus, queries, qrels)
+
+
+PUBMEDQA_SPLITS = ("train", "test")
+
+
+def read_pubmedqa(folder: str | Path, split: str) -> BeirSplit:
+    """PubMedQA's labelled set (``ori_pqal.json``) as a retrieval split: each question's positive is the
+    abstract it was written from (its CONTEXTS joined), so it trains a reranker like any BEIR qrels.
+
+    ``split`` is ``test`` (the 500 questions of the official ``test_ground_truth.json``) or ``train`` (the
+    other 500). The corpus holds only the split's own abstracts, so training never sees a test abstract,
+    even as a negative.
+    """
+    folder = Path(folder)
+    if split not in PUBMEDQA_SPLITS:
+        raise TrainingDataError(f"{folder}: PubMedQA splits are {', '.join(PUBMEDQA_SPLITS)}, not {split!r}")
+    labelled, test_ids = folder / "ori_pqal.json", folder / "test_ground_truth.json"
+    records, test = (_json_object(path) for path in (labelled, test_ids))
+    chosen = [pmid for pmid in records if (pmid in test) == (split == "test")]
+    corpus, queries = {}, {}
+    for pmid in chosen:
+        record = records[pmid]
+        where = f"{labelled}: question {pmid}"
+        if not isinstance(record, dict):
+            raise TrainingDataError(f"{where}: must be an object")
+        queries[pmid] = _field(record, "QUESTION", str, where)
+        corpus[pmid] = " ".join(_field(record, "CONTEXTS", list, where))
+    return BeirSplit(corpus, queries, {pmid: {pmid: 1} for pmid in chosen})
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"training file not found: {path}")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TrainingDataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise TrainingDataError(f"{path}: must be a JSON object keyed by PubMed id")
+    return value

@@ -7,8 +7,7 @@ hybrid stage 1 find the semantic ones a bi-encoder-like reranker is most tempted
 
 from __future__ import annotations
 
-import bm25s
-import Stemmer
+from tqdm.auto import tqdm
 
 from winnow.training.data import BeirSplit, Group, LoadReport
 
@@ -16,18 +15,15 @@ MINING_MODES = ("bm25", "dense", "hybrid")
 
 
 def mine_bm25(corpus: dict[str, str], queries: dict[str, str], depth: int = 30) -> dict[str, list[str]]:
-    """The BM25 top-``depth`` document ids of every query, best first."""
-    doc_ids = list(corpus)
-    stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize([corpus[d] for d in doc_ids], stemmer=stemmer, show_progress=False),
-        show_progress=False,
-    )
-    qids = list(queries)
-    tokens = bm25s.tokenize([queries[q] for q in qids], stemmer=stemmer, show_progress=False)
-    hits, _ = retriever.retrieve(tokens, k=min(depth, len(doc_ids)), show_progress=True, leave_progress=False)
-    return {qid: [doc_ids[i] for i in row] for qid, row in zip(qids, hits.tolist(), strict=True)}
+    """The BM25 top-``depth`` document ids of every query, best first: stage 1's own BM25 (English
+    stopwords and stemmer), so the negatives are the look-alikes a user's BM25 recall would bring."""
+    from winnow.evaluation.corpus_index import bm25_candidates
+
+    search = bm25_candidates(corpus)
+    return {
+        qid: [doc_id for doc_id, _ in search(query, depth)]
+        for qid, query in tqdm(queries.items(), desc="mining BM25", unit="query", leave=False)
+    }
 
 
 def mine_stage1(
@@ -37,7 +33,7 @@ def mine_stage1(
 
     The index is the evaluation harness's: built once per corpus under the cache dir, then reused.
     """
-    from winnow.evaluation.experiment import index_stage1, open_index
+    from winnow.evaluation.corpus_index import index_stage1, open_index
     from winnow.models import DEFAULT_EMBEDDING_MODEL
 
     with open_index(name, corpus, DEFAULT_EMBEDDING_MODEL) as index:
@@ -55,8 +51,8 @@ def beir_groups(
 ) -> tuple[list[Group], LoadReport]:
     """Training groups from BEIR qrels: judged-relevant documents as positives, stage-1 hard negatives.
 
-    ``mining`` is the stage 1 that finds them: ``bm25`` (bm25s), or Winnow's ``dense`` or ``hybrid``
-    retrieval over an index of the corpus called ``name`` (see ``mine_stage1``).
+    ``mining`` is the stage 1 that finds them: ``bm25`` (``winnow.retrieve.bm25``), or Winnow's ``dense``
+    or ``hybrid`` retrieval over an index of the corpus called ``name`` (see ``mine_stage1``).
 
     ``queries`` picks which of the queries with a positive are used, in file order (a train/dev split of
     one qrels file is ``slice(100, None)`` and ``slice(0, 100)``).

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from winnow.models import pick_device, pick_dtype, resolve_model
+from winnow.models.architecture import is_cross_encoder
 from winnow.models.gated_cross_encoder import (
     GatedBertForSequenceClassification,
     from_bi_encoder,
@@ -29,7 +30,7 @@ from winnow.models.gated_cross_encoder import (
 )
 from winnow.models.hardware import DTYPES
 from winnow.training.config import TrainConfig
-from winnow.training.data import Group, LoadReport, read_beir, read_jsonl
+from winnow.training.data import Group, LoadReport, read_beir, read_jsonl, read_pubmedqa
 from winnow.training.dev import evaluate_groups
 from winnow.training.losses import DISTILLATION_LOSSES, LOSSES
 from winnow.training.negatives import beir_groups
@@ -61,14 +62,15 @@ def load_sources(sources: list[dict], require_negatives: bool) -> tuple[list[Gro
             found = found[chosen]
             report.groups = len(found)
         else:
-            split = read_beir(source["beir"], source.get("split", "train"))
+            kind, read = ("beir", read_beir) if "beir" in source else ("pubmedqa", read_pubmedqa)
+            split_name = source.get("split", "train")
             found, report = beir_groups(
-                split,
-                f"{source['beir']} ({source.get('split', 'train')})",
+                read(source[kind], split_name),
+                f"{source[kind]} ({split_name})",
                 depth=source.get("depth", 30),
                 queries=chosen,
                 mining=source.get("mining", "bm25"),
-                name=Path(source["beir"]).name,
+                name=Path(source[kind]).name,  # the index folder also carries a digest of the corpus
             )
         groups.extend(found)
         reports.append(report)
@@ -118,12 +120,6 @@ def keep_first_layers(model: torch.nn.Module, layers: int) -> None:
         raise ValueError(f"layers must be between 1 and the model's {len(stack)} layers, not {layers}")
     model.base_model.encoder.layer = stack[:layers]
     model.config.num_hidden_layers = layers
-
-
-def is_cross_encoder(model_dir: Path) -> bool:
-    """Whether the folder holds a pair scorer (a ``*ForSequenceClassification``), not a bare encoder."""
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
 def interpolate_weights(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -> None:

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import torch
 
-
-def check_cross_encoder(model_dir: Path) -> dict:
-    """The model's config, after checking it is a sequence classifier with one or two labels."""
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    architectures = config.get("architectures") or []
-    if not any(name.endswith("ForSequenceClassification") for name in architectures):
-        raise ValueError(
-            f"{model_dir} is not a cross-encoder: its architectures are {architectures or 'unset'}, "
-            "expected a *ForSequenceClassification model (a bi-encoder cannot rerank pairs)"
-        )
-    num_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
-    if num_labels not in (1, 2):
-        raise ValueError(
-            f"{model_dir} has {num_labels} labels; a cross-encoder needs 1 (a score) or 2 (no/yes)"
-        )
-    return config
+from winnow.models.architecture import check_cross_encoder
 
 
 def load_sequence_classifier(model_dir: Path, dtype: torch.dtype = torch.float32, attention: str = "sdpa"):

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from winnow.models.architecture import check_cross_encoder
 from winnow.models.onnx_export import atomic_write, export_folder, export_module, onnx_session
-from winnow.rerank.backends.loading import check_cross_encoder, load_sequence_classifier, takes_token_type_ids
+from winnow.rerank.backends.loading import load_sequence_classifier, takes_token_type_ids
 
 
 def export_attention(config: dict) -> str:

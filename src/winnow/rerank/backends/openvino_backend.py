@@ -18,8 +18,8 @@ import numpy as np
 import openvino as ov
 import torch
 
+from winnow.models.architecture import check_cross_encoder
 from winnow.models.onnx_export import export_folder
-from winnow.rerank.backends.loading import check_cross_encoder
 from winnow.rerank.backends.onnx_backend import exported_model
 
 
@@ -56,6 +56,9 @@ class OpenVinoBackend:
                 # One request at a time, each spread over torch's threads (one per physical core).
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                # OpenVINO pins its threads to the first cores by default, so two processes on one machine
+                # (`winnow serve --ray` replicas) would share those cores and leave the rest idle.
+                "ENABLE_CPU_PINNING": False,
                 # Never bf16/fp16, even on CPUs that have them: this backend must rank exactly like fp32.
                 "INFERENCE_PRECISION_HINT": "f32",
             },
