@@ -204,13 +204,16 @@ def main() -> None:
             model_dir,
             model=args.model,
             fitted_on={
-                "data": list(fit_parts),
+                "data": [f"{name} ({len(part.query_ids)} queries)" for name, part in fit_parts.items()],
                 "queries": len(fit.query_ids),
                 "pairs": len(fit_x),
+                "relevant": int(fit_y.sum()),
                 "k": args.k,
                 "max_length": 512,
             },
-            threshold={
+            # What `winnow search` / `ask` abstain below; the proposal is the fitting data's own suggestion.
+            default_min_confidence=DEFAULT_MIN_CONFIDENCE,
+            proposed_threshold={
                 "value": proposal.threshold,
                 "target_precision": args.target_precision,
                 "precision": proposal.precision,

@@ -211,7 +211,7 @@ def serve_runs(args: argparse.Namespace) -> tuple[dict, dict[str, list[dict]]]:
     from winnow.scale.serving import APP_NAME, Scaling, deploy
     from winnow.serve import ServeSettings
 
-    large = build_requests(args.model, 64)
+    large = build_requests(args.model, 64, (20, 20))
     small = [{**b, "texts": b["texts"][: args.small]} for b in large]
     tight = [{**b, "texts": b["texts"][: args.capacity_passages]} for b in large]
     results: dict[str, dict] = {}
@@ -227,7 +227,10 @@ def serve_runs(args: argparse.Namespace) -> tuple[dict, dict[str, list[dict]]]:
         process.terminate()
         process.wait(timeout=60)
     port = free_port()
-    settings = ServeSettings(models=(args.model,), port=port, max_concurrent_requests=64, request_timeout=300)
+    # Requests repeat: with the score cache on, the rows would measure cache hits, not the model.
+    settings = ServeSettings(
+        models=(args.model,), port=port, max_concurrent_requests=64, request_timeout=300, cache_entries=0
+    )
     url = f"http://127.0.0.1:{port}"
     steps: dict[str, list[dict]] = {}
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")

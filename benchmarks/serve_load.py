@@ -2,10 +2,12 @@
 what happens at 4x capacity. A bounded asyncio + httpx loop on loopback; the server is a real
 `winnow serve` process (its memory is read from /proc).
 
-Workload: TEI's /rerank with 20 passages of about 128 tokens (cut from SciFact abstracts) per request,
-each request with its own SciFact query. Every passage carries its request's id, and every answer is
-checked against its own request (all 20 indices back once, each text from this request): zero lost or
-crossed responses is asserted, not assumed.
+Workload: TEI's /rerank with 20 passages of about 128 tokens (cut from SciFact abstracts) per request
+(``--passages``: another count, or a range such as 2..5 drawn per request), each request with its own
+SciFact query. Every passage carries its request's id, and every answer is checked against its own
+request (all its indices back once, each text from this request): zero lost or crossed responses is
+asserted, not assumed. The server's score cache is off (``--cache-entries 0``): requests repeat, and
+this measures the model, not the cache.
 
 1. Concurrency: the same requests sent one after another, then by 4 / 8 / 16 clients at once;
    rounds interleave the settings (the CPU is shared), and each ratio is the median over rounds.
@@ -16,6 +18,8 @@ crossed responses is asserted, not assumed.
 
     python benchmarks/serve_load.py                       # writes docs/serving.md's figures and PNG
     python benchmarks/serve_load.py --overload-seconds 20 --rounds 1   # a quick look
+    python benchmarks/serve_load.py --passages 2..5 --batching-only    # step 1 alone, small requests
+                                                                       # (its own section of serving.md)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -43,7 +48,6 @@ from winnow.models.hardware import cpu_bf16_units, cpu_name
 
 DOC = REPO / "docs" / "serving.md"
 PNG = REPO / "docs" / "serving_load.png"
-PASSAGES_PER_REQUEST = 20
 PASSAGE_TOKENS = 128
 P99_TARGET_S = 2.0
 CLIENT_TIMEOUT_S = 330.0  # above the server's --request-timeout: the server decides, not the client
@@ -56,25 +60,46 @@ class Outcome:
     correct: bool
 
 
-def build_requests(model: str, count: int) -> list[dict]:
-    """``count`` TEI rerank bodies: a SciFact query each, 20 ~128-token passages tagged with its id."""
+def passages_range(spec: str) -> tuple[int, int]:
+    """``--passages``: "20" (every request) or "2..5" (drawn per request, both ends included)."""
+    low, _, high = spec.partition("..")
+    try:
+        bounds = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--passages takes N or LOW..HIGH, not {spec!r}") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"--passages needs 1 <= LOW <= HIGH, not {spec!r}")
+    return bounds
+
+
+def describe_passages(passages: tuple[int, int]) -> str:
+    low, high = passages
+    return f"{low} passages" if low == high else f"{low}-{high} passages (drawn per request)"
+
+
+def build_requests(model: str, count: int, passages: tuple[int, int]) -> list[dict]:
+    """``count`` TEI rerank bodies: a SciFact query each, ``passages`` ~128-token passages tagged with
+    its id (a seeded draw per request when ``passages`` is a range)."""
     from transformers import AutoTokenizer
 
+    draw = random.Random(0)
+    sizes = [draw.randint(*passages) for _ in range(count)]
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
     scifact = DATA / "beir" / "scifact"
     queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open()][:count]
-    passages: list[str] = []
+    pool: list[str] = []
     with (scifact / "corpus.jsonl").open() as corpus:
         for line in corpus:
             ids = tokenizer(json.loads(line)["text"], add_special_tokens=False)["input_ids"]
-            passages += [
+            pool += [
                 tokenizer.decode(ids[i : i + PASSAGE_TOKENS]) for i in range(0, len(ids) - 64, PASSAGE_TOKENS)
             ]
-            if len(passages) >= count * PASSAGES_PER_REQUEST:
+            if len(pool) >= sum(sizes):
                 break
-    bodies = []
-    for i, query in enumerate(queries):
-        texts = [f"[r{i}] {p}" for p in passages[i * PASSAGES_PER_REQUEST : (i + 1) * PASSAGES_PER_REQUEST]]
+    bodies, start = [], 0
+    for i, (query, size) in enumerate(zip(queries, sizes, strict=False)):
+        texts = [f"[r{i}] {p}" for p in pool[start : start + size]]
+        start += size
         bodies.append({"query": query, "texts": texts, "return_text": True, "id": i})
     return bodies
 
@@ -181,6 +206,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
         sys.executable, "-m", "winnow", "serve", "--model", args.model, "--port", str(port),
         "--max-concurrent-requests", str(args.max_concurrent), "--request-timeout", str(args.request_timeout),
         "--max-batch-tokens", str(args.max_batch_tokens), "--max-wait-ms", str(args.max_wait_ms),
+        "--cache-entries", "0",  # requests repeat: measure the model, not the score cache
     ]  # fmt: skip
     log = open(Path(tempfile.gettempdir()) / "winnow-serve-load.log", "w")  # closed with the process
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
@@ -199,7 +225,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not become ready in 180 s")
 
 
-def plot(steps: list[dict], overload: dict, path: Path) -> None:
+def plot(steps: list[dict], overload: dict, passages: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,7 +237,7 @@ def plot(steps: list[dict], overload: dict, path: Path) -> None:
     left.plot(offered, [r["p50_s"] for r in runs], "o-", label="p50 latency (admitted)")
     left.plot(offered, [r["p99_s"] for r in runs], "s-", label="p99 latency (admitted)")
     left.axhline(P99_TARGET_S, color="grey", linestyle=":", label="p99 target 2 s")
-    left.set_xlabel("offered load (requests/s, 20 passages of ~128 tokens each)")
+    left.set_xlabel(f"offered load (requests/s, {passages} of ~{PASSAGE_TOKENS} tokens each)")
     left.set_ylabel("seconds")
     right = left.twinx()
     shares = [r["rejected"] / r["sent"] for r in runs]
@@ -226,6 +252,39 @@ def plot(steps: list[dict], overload: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+LEVELS = (1, 4, 8, 16)
+
+
+def measure_batching(url: str, bodies: list[dict], args: argparse.Namespace) -> dict[int, list[float]]:
+    """Requests/s per number of clients, per round; rounds alternate the order of the settings."""
+    asyncio.run(closed_loop(url, bodies[:2], 1))  # warm-up
+    rates: dict[int, list[float]] = {n: [] for n in LEVELS}
+    for round_ in range(args.rounds):
+        for n in LEVELS if round_ % 2 == 0 else reversed(LEVELS):
+            rates[n].append(asyncio.run(closed_loop(url, bodies[: args.requests], n)))
+            print(f"round {round_ + 1}: {n:2d} clients {rates[n][-1]:.2f} req/s", flush=True)
+    return rates
+
+
+def batching_report(rates: dict[int, list[float]], args: argparse.Namespace) -> list[str]:
+    """Where and how it was measured, and the table of requests/s and ratios against one client."""
+    ratios = {n: statistics.median(r / s for r, s in zip(rates[n], rates[1], strict=True)) for n in LEVELS}
+    cpu = f"{cpu_name()}, bf16 units: {cpu_bf16_units() or 'none'}"
+    return [
+        f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, 2 cores shared with other work (the load test's "
+        f"client runs on the same cores). Model `{args.model}` (backend auto), "
+        f"{describe_passages(args.passages)} of ~{PASSAGE_TOKENS} tokens per request, "
+        f"{args.requests} requests per setting, {args.rounds} round(s), score cache off, "
+        f"`--max-concurrent-requests {args.max_concurrent}` "
+        f"`--request-timeout {args.request_timeout:g}` `--max-batch-tokens {args.max_batch_tokens}` "
+        f"`--max-wait-ms {args.max_wait_ms:g}`.",
+        "",
+        "| clients | requests/s (median of rounds) | vs one after another (median ratio) |",
+        "|---:|---:|---:|",
+        *(f"| {n} | {statistics.median(rates[n]):.2f} | {ratios[n]:.2f}x |" for n in LEVELS),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,6 +292,14 @@ def main() -> None:
     parser.add_argument("--model", default="winnow-minilm-l6")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=32, help="requests per concurrency measurement")
+    parser.add_argument(
+        "--passages", type=passages_range, default=(20, 20), help="per request: N, or LOW..HIGH (default 20)"
+    )
+    parser.add_argument(
+        "--batching-only",
+        action="store_true",
+        help="only the clients table, written to its own section (serve_batching) of docs/serving.md",
+    )
     parser.add_argument("--overload-seconds", type=float, default=60)
     parser.add_argument("--step-seconds", type=float, default=10)
     parser.add_argument("--max-concurrent", type=int, default=8)
@@ -242,19 +309,16 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/serving.md alone")
     args = parser.parse_args()
 
-    bodies = build_requests(args.model, 200)
+    bodies = build_requests(args.model, 200, args.passages)
     process, url = start_server(args)
     try:
-        asyncio.run(closed_loop(url, bodies[:2], 1))  # warm-up
-        levels = (1, 4, 8, 16)
-        rates: dict[int, list[float]] = {n: [] for n in levels}
-        for round_ in range(args.rounds):
-            for n in levels if round_ % 2 == 0 else reversed(levels):
-                rates[n].append(asyncio.run(closed_loop(url, bodies[: args.requests], n)))
-                print(f"round {round_ + 1}: {n:2d} clients {rates[n][-1]:.2f} req/s", flush=True)
-        ratios = {
-            n: statistics.median(r / s for r, s in zip(rates[n], rates[1], strict=True)) for n in levels
-        }
+        rates = measure_batching(url, bodies, args)
+        if args.batching_only:
+            report = "\n".join(batching_report(rates, args))
+            print(report)
+            if not args.no_write:
+                write_section("serve_batching", report, path=DOC)
+            return
 
         # Capacity: rising open-loop rates from half the sequential rate, until p99 > 2 s or rejects.
         steps, capacity = [], 0.0
@@ -278,20 +342,10 @@ def main() -> None:
         process.wait(timeout=60)
 
     assert overload["wrong_answers"] == 0 and overload["server_errors"] == 0
-    cpu = f"{cpu_name()}, bf16 units: {cpu_bf16_units() or 'none'}"
     memory = overload["rss_mib"]
     o = overload
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {cpu}, 2 cores shared with other work (the load test's "
-        f"client runs on the same cores). Model `{args.model}` (backend auto), {PASSAGES_PER_REQUEST} "
-        f"passages of ~{PASSAGE_TOKENS} tokens per request, "
-        f"`--max-concurrent-requests {args.max_concurrent}` "
-        f"`--request-timeout {args.request_timeout:g}` `--max-batch-tokens {args.max_batch_tokens}` "
-        f"`--max-wait-ms {args.max_wait_ms:g}`.",
-        "",
-        "| clients | requests/s (median of rounds) | vs one after another (median ratio) |",
-        "|---:|---:|---:|",
-        *(f"| {n} | {statistics.median(rates[n]):.2f} | {ratios[n]:.2f}x |" for n in levels),
+        *batching_report(rates, args),
         "",
         "| offered req/s | admitted req/s | p50 s | p99 s | rejected | 5xx other than 503 | wrong answers |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -313,7 +367,7 @@ def main() -> None:
     print(report)
     if not args.no_write:
         write_section("serve_load", report, path=DOC)
-        plot(steps, overload, PNG)
+        plot(steps, overload, describe_passages(args.passages), PNG)
 
 
 if __name__ == "__main__":

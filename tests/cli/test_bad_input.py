@@ -3,6 +3,7 @@ code, never a traceback. Every case fails before a model is loaded, so the table
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from winnow.cli import app
+from winnow.cli.app import COMMANDS
 
 runner = CliRunner()
 
@@ -164,9 +166,8 @@ def test_a_usage_error_is_one_line_with_exit_code_2(args: list[str], line: str) 
 
 
 def test_every_command_answers_an_unknown_option_in_one_line() -> None:
-    names = [command.name for command in app.registered_commands]
-    assert len(names) >= 12 and "search" in names and "serve" in names
-    for name in names:
+    assert len(COMMANDS) >= 12 and "search" in COMMANDS and "serve" in COMMANDS
+    for name in COMMANDS:
         result = runner.invoke(app, [name, "--no-such-option"])
         assert result.exit_code == 2, (name, result.output)
         expected = f"error: no such option: --no-such-option; see `winnow {name} --help`"
@@ -219,23 +220,54 @@ def test_a_keyboard_interrupt_inside_any_command_is_one_line(monkeypatch: pytest
     assert result.stderr.strip() == "interrupted"
 
 
-def test_the_cli_does_not_import_torch_for_help_or_stats(tmp_path: Path, empty_index: Path) -> None:
-    """`winnow --help` and `winnow stats` must start in well under a second: no torch, no transformers."""
+# What `winnow --help` and `winnow stats` must not load: the model stack, numpy, the search structures,
+# what only searching needs, and the other commands' modules (a command loads only when it runs or
+# --help lists it). Loading any of them cost a tenth of a second or more each (docs/benchmarks.md).
+NOT_AT_START_UP = {
+    "torch",
+    "transformers",
+    "bm25s",
+    "onnxruntime",
+    "openvino",
+    "numpy",
+    "tqdm",
+    "asyncio",
+    "winnow.pipeline",
+    "winnow.retrieve.dense",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "shows", "not_loaded"),
+    [
+        (["--help"], "serve", NOT_AT_START_UP | {"pydantic", "winnow.retrieve.index"}),
+        (
+            ["stats", "--index", "{index}"],
+            "embedding model",
+            NOT_AT_START_UP | {"typer.rich_utils", "winnow.cli.search_command", "winnow.cli.serve_command"},
+        ),
+    ],
+    ids=["--help", "stats"],
+)
+def test_help_and_stats_load_only_what_they_need(
+    args: list[str], shows: str, not_loaded: set[str], empty_index: Path
+) -> None:
     code = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from winnow.cli import app\n"
-        "for args in (['--help'], ['search', '--help'], ['stats', '--index', sys.argv[1]]):\n"
-        "    result = CliRunner().invoke(app, args)\n"
-        "    assert result.exit_code == 0, result.output\n"
-        "heavy = {'torch', 'transformers', 'bm25s', 'onnxruntime'}\n"
-        "print(' '.join(sorted(heavy & {m.split('.')[0] for m in sys.modules})))\n"
+        "import json, sys\n"
+        "from winnow.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(empty_index)], capture_output=True, text=True, timeout=120
-    )
+    command = [sys.executable, "-c", code, *(a.replace("{index}", str(empty_index)) for a in args)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "", f"imported at start-up: {done.stdout.strip()}"
+    assert shows in done.stdout, done.stdout
+    loaded = set(json.loads(done.stderr.splitlines()[-1]))
+    assert "winnow.cli.app" in loaded  # the check looks at the process that ran the command
+    assert sorted(loaded & not_loaded) == []
 
 
 def test_counting_a_long_query_does_not_print_transformers_length_warning(

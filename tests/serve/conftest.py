@@ -78,6 +78,40 @@ def live_server(served_reranker: Reranker, minilm_cross_encoder: Path) -> Iterat
     live.stop()
 
 
+# A query and passages whose ranking means something, for the rerank tests.
+QUERY = "how does BM25 saturate term frequency?"
+DOCUMENTS = [
+    "Paris is the capital and largest city of France.",
+    "BM25 saturates term frequency with the k1 parameter, so repeated terms add less and less.",
+    "Reciprocal rank fusion merges ranked lists by summing one over rank plus a constant.",
+    "The k1 parameter in Okapi BM25 controls how quickly term frequency saturates.",
+    "Dense retrieval embeds queries and passages in one vector space.",
+    "Bananas are rich in potassium.",
+]
+
+
+GATE_TIMEOUT_S = 30
+
+
+class GatedBackend:
+    """The real backend behind a gate the test opens and closes, so "the model is busy" is
+    deterministic; it counts the forward passes (``calls``) and pairs (``rows``) that really ran."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.num_labels = backend.num_labels
+        self.open = threading.Event()
+        self.open.set()
+        self.calls = 0
+        self.rows = 0
+
+    def __call__(self, inputs):
+        self.calls += 1
+        self.rows += len(inputs["input_ids"])
+        assert self.open.wait(GATE_TIMEOUT_S), "the test never opened the gate"
+        return self.backend(inputs)
+
+
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "winnow" / "data" / "sample_corpus"
 
 

@@ -1,6 +1,7 @@
 """Limits and bad input against a live server: every answer is JSON with the right status, never 5xx
-for a client's mistake; overload gets 429 at once, a late request 503 with its queued work dropped,
-and shutdown lets requests in flight finish."""
+for a client's mistake; overload gets 429 at once, a late request 503 with its work dropped (queued
+pairs never reach the model, a request already in it runs no further pass, on every route), and
+shutdown lets requests in flight finish."""
 
 from __future__ import annotations
 
@@ -15,26 +16,7 @@ import pytest
 
 from winnow.serve import ServeSettings
 
-from .conftest import API_KEY, LiveServer, start_server
-
-GATE_TIMEOUT_S = 30
-
-
-class GatedBackend:
-    """The real backend behind a gate the test opens and closes, so "the model is busy" is
-    deterministic; it counts the forward passes that really ran."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-        self.num_labels = backend.num_labels
-        self.open = threading.Event()
-        self.open.set()
-        self.calls = 0
-
-    def __call__(self, inputs):
-        self.calls += 1
-        assert self.open.wait(GATE_TIMEOUT_S), "the test never opened the gate"
-        return self.backend(inputs)
+from .conftest import API_KEY, GatedBackend, LiveServer, start_server
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +186,101 @@ def test_a_request_past_its_deadline_gets_503_and_its_work_is_dropped(
     assert gated.calls == calls_before + 1, "the timed-out queued request still reached the model"
     ok = httpx.post(limited.url + "/v2/rerank", json=GOOD, headers=AUTH, timeout=30)
     assert ok.status_code == 200
+
+
+DEADLINE_S = 2.0
+MANY = [f"passage {i} about handshakes, queues and timeouts. " + "more words " * 60 for i in range(40)]
+# Each request needs a dozen passes or more: 40 documents (or the 25 the sample corpus recalls for the
+# question), each cut to max_length 128, and a budget of 256 padded tokens holds 2 pairs a pass.
+SLOW_WORK = [
+    ("/v1/search", {"query": "how does a TLS handshake work?", "candidates": 40, "mode": "bm25"}),
+    ("/v1/ask", {"question": "how does a TLS handshake work?", "candidates": 40, "mode": "bm25"}),
+    ("/v2/rerank", {"query": "handshake timeouts", "documents": MANY}),
+    ("/rerank", {"query": "handshake timeouts", "texts": MANY}),
+]
+
+
+@pytest.fixture(scope="module")
+def slow_server(served_reranker, sample_index_dir) -> Iterator[tuple[LiveServer, GatedBackend]]:
+    """Search, ask and rerank with a short deadline and small passes, behind a gate."""
+    gate = GatedBackend(served_reranker.backend)
+    reranker = copy.copy(served_reranker)
+    reranker.backend = gate
+    settings = ServeSettings(
+        models=("minilm",), index=sample_index_dir, request_timeout=DEADLINE_S, max_batch_tokens=256
+    )
+    live = start_server(settings, lambda name: reranker)
+    warm = httpx.post(live.url + "/v1/search", json={"query": "tls", "mode": "bm25"}, timeout=30)
+    assert warm.status_code == 200, warm.text
+    yield live, gate
+    gate.open.set()
+    live.stop()
+
+
+def _post_in_thread(url: str, body: dict, replies: list[httpx.Response]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: replies.append(httpx.post(url, json=body, timeout=30)))
+    thread.start()
+    return thread
+
+
+def _hold_the_model_with(
+    live: LiveServer, gate: GatedBackend, path: str, body: dict, replies: list[httpx.Response]
+) -> tuple[int, threading.Thread]:
+    """Close the gate, send the request, and wait until its first pass is in the (held) model.
+    Returns the passes counted before it, and the thread that gets its reply."""
+    gate.open.clear()
+    before = gate.calls
+    thread = _post_in_thread(live.url + path, body, replies)
+    deadline = time.monotonic() + 10
+    while gate.calls == before:
+        assert time.monotonic() < deadline, "the request never reached the model"
+        time.sleep(0.01)
+    return before, thread
+
+
+def _assert_timed_out(reply: httpx.Response) -> None:
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error_type"] == "timeout" and reply.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize(("path", "body"), SLOW_WORK, ids=[path for path, _ in SLOW_WORK])
+def test_a_request_timing_out_in_the_model_stops_its_remaining_passes(slow_server, path, body) -> None:
+    live, gate = slow_server
+    replies: list[httpx.Response] = []
+    started = time.monotonic()
+    try:
+        before, thread = _hold_the_model_with(live, gate, path, body, replies)
+        thread.join(timeout=DEADLINE_S + 10)
+        waited = time.monotonic() - started
+    finally:
+        gate.open.set()
+    _assert_timed_out(replies[0])
+    assert waited < DEADLINE_S + 1.5, f"the 503 came {waited:.1f} s after the request"
+    time.sleep(1.0)  # unchecked, the passes left would run now (tens of ms each)
+    assert gate.calls == before + 1, f"{gate.calls - before} passes ran for a request that timed out"
+    ok = httpx.post(live.url + "/v2/rerank", json=GOOD, timeout=30)
+    assert ok.status_code == 200 and gate.calls == before + 2  # the model is free at once
+
+
+# /v2/rerank queued: test_a_request_past_its_deadline_gets_503_and_its_work_is_dropped.
+QUEUED = [case for case in SLOW_WORK if case[0] != "/v2/rerank"]
+
+
+@pytest.mark.parametrize(("path", "body"), QUEUED, ids=[path for path, _ in QUEUED])
+def test_a_request_timing_out_in_the_queue_never_reaches_the_model(slow_server, path, body) -> None:
+    live, gate = slow_server
+    replies: list[httpx.Response] = []
+    try:
+        before, holder = _hold_the_model_with(live, gate, "/v2/rerank", GOOD, replies)  # one pass
+        queued = _post_in_thread(live.url + path, body, replies)
+        holder.join(timeout=DEADLINE_S + 10)
+        queued.join(timeout=DEADLINE_S + 10)
+    finally:
+        gate.open.set()
+    for reply in replies:
+        _assert_timed_out(reply)
+    time.sleep(1.0)
+    assert gate.calls == before + 1, f"{gate.calls - before - 1} passes ran for a request that timed out"
 
 
 def test_shutdown_finishes_requests_in_flight(served_reranker) -> None:

@@ -12,15 +12,7 @@ import pytest
 
 from winnow.rerank import Reranker
 
-QUERY = "how does BM25 saturate term frequency?"
-DOCUMENTS = [
-    "Paris is the capital and largest city of France.",
-    "BM25 saturates term frequency with the k1 parameter, so repeated terms add less and less.",
-    "Reciprocal rank fusion merges ranked lists by summing one over rank plus a constant.",
-    "The k1 parameter in Okapi BM25 controls how quickly term frequency saturates.",
-    "Dense retrieval embeds queries and passages in one vector space.",
-    "Bananas are rich in potassium.",
-]
+from .conftest import DOCUMENTS, QUERY
 
 
 def test_cohere_sdk_gets_the_in_process_order(live_server, served_reranker: Reranker) -> None:

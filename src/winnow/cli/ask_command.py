@@ -1,7 +1,5 @@
 """`winnow ask`: answer a question from an index, with numbered sources."""
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -120,7 +118,7 @@ def ask(
         raise typer.Exit(1)
 
 
-def _print_sources(answer: Answer) -> None:
+def _print_sources(answer: "Answer") -> None:
     if not answer.context.passages:
         return
     cited = {p.number for p in answer.citations}

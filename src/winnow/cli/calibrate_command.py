@@ -1,8 +1,6 @@
 """`winnow calibrate`: fit Platt scaling or isotonic regression on labelled data, report ECE and a
 reliability diagram, propose an abstention threshold, and save the calibration beside the model."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

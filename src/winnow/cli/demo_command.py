@@ -1,7 +1,5 @@
 """`winnow demo`: the whole two-stage search on the bundled sample corpus, in one command."""
 
-from __future__ import annotations
-
 import tempfile
 import time
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`winnow eval`: run the evaluation grid on a data set and write JSON, Markdown and plots."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,12 +1,10 @@
 """`winnow index`, `stats` and `delete`: build, inspect and prune a Winnow index from the command line."""
 
-from __future__ import annotations
-
 import functools
 import itertools
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,8 +13,10 @@ from winnow.cli.common import DEFAULT_INDEX, IndexOption, console, err_console, 
 from winnow.errors import WinnowError
 from winnow.models import DEFAULT_EMBEDDING_MODEL
 from winnow.records import AuthorityRules
-from winnow.retrieve.ingest import IngestError, IngestReport, count_documents, iter_documents
 from winnow.retrieve.writing import COMMIT_EVERY_CHUNKS, COMMIT_EVERY_SECONDS
+
+if TYPE_CHECKING:
+    from winnow.retrieve.ingest import IngestReport
 
 
 def _authority(rules: list[str]) -> AuthorityRules:
@@ -32,7 +32,7 @@ def _authority(rules: list[str]) -> AuthorityRules:
     return AuthorityRules(patterns)
 
 
-def _report_skipped(report: IngestReport) -> None:
+def _report_skipped(report: "IngestReport") -> None:
     if not report.skipped:
         return
     err_console.print(f"[yellow]skipped {len(report.skipped)}:[/yellow]")
@@ -56,6 +56,7 @@ def build_index(
     Waits (saying so) while another process writes to the same index. `winnow demo` builds with it too.
     """
     from winnow.retrieve import Index
+    from winnow.retrieve.ingest import IngestError, IngestReport, count_documents, iter_documents
 
     report = IngestReport()
     documents = iter_documents(paths, report, rules)

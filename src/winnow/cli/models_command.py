@@ -1,7 +1,5 @@
 """`winnow models`: the short model names, what each is for, and whether it is on this machine."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

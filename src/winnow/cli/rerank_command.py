@@ -1,7 +1,5 @@
 """`winnow rerank`: rank documents from a file or stdin against a query."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

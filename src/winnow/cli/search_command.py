@@ -1,7 +1,5 @@
 """`winnow search`: stage-1 recall from an index or a vector database, then reranking."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`winnow serve`: the reranking (and, with an index, search) HTTP service."""
 
-from __future__ import annotations
-
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +48,10 @@ def serve(
     request_timeout: Annotated[
         float, typer.Option(min=0.01, help="Seconds a request may take; past it 503 and its work is dropped.")
     ] = 30.0,
+    cache_entries: Annotated[
+        int,
+        typer.Option(min=0, help="Scores kept for repeated query-document pairs (LRU per model); 0: off."),
+    ] = 20_000,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -118,6 +120,7 @@ def serve(
         max_client_batch_size=max_client_batch_size,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         request_timeout=request_timeout,
+        cache_entries=cache_entries,
         api_key=api_key,
         cors_origins=tuple(cors_origin or ()),
     )

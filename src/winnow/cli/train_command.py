@@ -1,7 +1,5 @@
 """`winnow train`: fine-tune a cross-encoder from a recipe file or from command-line options."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -7,7 +7,6 @@ when the small model's top ``keep`` contains the full model's top 10 (measured i
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -88,6 +87,8 @@ class Cascade:
 
     async def arerank(self, query: str, documents: Sequence[Any], top_k: int | None = None) -> Ranking:
         """``rerank`` in a worker thread, so an event loop keeps serving while the models run."""
+        import asyncio  # already loaded while a coroutine runs; at the top it cost `winnow --help` 40 ms
+
         return await asyncio.to_thread(self.rerank, query, documents, top_k)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -8,8 +8,10 @@ how much each retriever counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_RRF_K = 60
 
@@ -32,6 +34,8 @@ def weighted_score_fusion(
     results: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ids ordered by the weighted sum of min-max normalised scores (missing from a list = 0)."""
+    import numpy as np  # here, not at the top: `winnow stats` imports this module for DEFAULT_RRF_K
+
     fused: dict[int, float] = {}
     for (ids, scores), weight in zip(results, weights, strict=True):
         if len(ids) == 0:
@@ -51,6 +55,8 @@ def _sorted(fused: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     fall to moves nDCG@10: on SciFact test, BM25 first 0.7153, by row id 0.7133, dense first 0.7126.
     Winnow hands BM25 in first, so ties go to the exact-match list.
     """
+    import numpy as np
+
     items = sorted(fused.items(), key=lambda pair: -pair[1])  # stable: dict order = order first seen
     ids = np.array([item for item, _ in items], dtype=np.int64)
     scores = np.array([score for _, score in items], dtype=np.float32)

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from winnow.records import Chunk, Document
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,6 +99,8 @@ class Store:
 
     def embeddings_by_hash(self, hashes: Iterable[str], dim: int) -> dict[str, np.ndarray]:
         """Stored embeddings by chunk text hash: of indexed chunks, else of unfinished documents."""
+        import numpy as np  # here, not at the top: opening an index for `winnow stats` needs no numpy
+
         out: dict[str, np.ndarray] = {}
         wanted = list(set(hashes))
         for table in ("chunks", "pending_embeddings"):
@@ -124,6 +127,8 @@ class Store:
         )
 
     def rows_matching(self, where: str, params: list[Any]) -> np.ndarray:
+        import numpy as np
+
         cursor = self.db.execute(
             f"SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params
         )
@@ -211,7 +216,7 @@ class Store:
                         c.span[0],
                         c.span[1],
                         text_hash,
-                        vector.astype(np.float32).tobytes(),
+                        vector.astype("float32").tobytes(),
                     )
                     for c, text_hash, vector in chunks
                 ],
@@ -221,7 +226,7 @@ class Store:
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO pending_embeddings(text_hash, embedding) VALUES (?, ?)",
-                [(h, vector.astype(np.float32).tobytes()) for h, vector in pending],
+                [(h, vector.astype("float32").tobytes()) for h, vector in pending],
             )
             if documents:
                 self.db.execute(

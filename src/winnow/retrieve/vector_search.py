@@ -18,7 +18,6 @@ import numpy as np
 
 from winnow.retrieve.bm25 import top_k
 
-DEFAULT_HNSW_THRESHOLD = 20_000
 HNSW_CANDIDATES = 128  # the search beam, and the fewest candidates taken from the graph for exact rescoring
 
 
@@ -33,7 +32,7 @@ class VectorIndex:
         return len(self.vectors)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD) -> VectorIndex:
+    def build(cls, vectors: np.ndarray, hnsw_threshold: int) -> VectorIndex:
         hnsw = None
         if len(vectors) >= hnsw_threshold:
             from usearch.index import Index as UsearchIndex

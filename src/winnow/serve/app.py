@@ -276,7 +276,7 @@ class Service:
                 "payload_too_large",
             )
 
-    def pipeline(self, model: ServedModel, min_confidence: float | None):
+    def pipeline(self, model: ServedModel, min_confidence: float | None) -> _LockedPipeline:
         if self.index is None:
             raise ServeError(404, "this service has no index: start it with --index DIR", "not_found")
         return _LockedPipeline(
@@ -286,21 +286,33 @@ class Service:
 
 class _LockedPipeline(Pipeline):
     """A Pipeline whose stage 1 runs one request at a time (the index's SQLite connection and search
-    structures are shared), while reranking runs concurrently through the batching worker."""
+    structures are shared), while reranking runs concurrently through the batching worker.
 
-    def __init__(self, index, reranker, lock: threading.Lock, min_confidence: float | None) -> None:
+    ``await pipeline.run(work, ...)`` runs ``work`` in a worker thread; a request that times out
+    abandons it: its scoring is cancelled and the thread stops at its next step (stage 1 or a rerank)."""
+
+    def __init__(
+        self, index, reranker: BatchedReranker, lock: threading.Lock, min_confidence: float | None
+    ) -> None:
         super().__init__(index, reranker, min_confidence=min_confidence)
+        self.batched = reranker
         self._lock = lock
+
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        return await self.batched.run(work, *args)
 
     def _recall(self, query: str, candidates: int, filters: Any, mode: Any) -> Any:
         # The served index is an Index, here or behind `winnow serve --ray`'s index deployment: both take
         # the request's mode.
         with self._lock:
+            self.batched.check()  # abandoned while waiting for the index: no search for nobody
             return self.index.search(query, k=candidates, mode=mode or self.mode, filters=filters)
 
 
 async def _within_deadline(request: Request, work):
-    """Run ``work`` until the request's deadline; past it, 503 and the queued work is dropped."""
+    """Run ``work`` until the request's deadline; past it, 503, and the cancellation drops the work:
+    queued pairs never reach the model, the passes still to run for them are skipped, and a pipeline
+    thread stops at its next step."""
     deadline = request.scope.get("state", {}).get("deadline")
     if deadline is None:
         return await work
@@ -481,9 +493,7 @@ def create_app(
         pipeline = service.pipeline(service.model(body.model), body.min_confidence)
         response = await _within_deadline(
             request,
-            asyncio.to_thread(
-                pipeline.search, body.query, body.candidates, body.top_k, body.filters, body.mode
-            ),
+            pipeline.run(pipeline.search, body.query, body.candidates, body.top_k, body.filters, body.mode),
         )
         for stage in ("stage1", "rerank"):
             metrics.stage_seconds.labels(stage).observe(response.timings.get(f"{stage}_ms", 0.0) / 1000)
@@ -551,7 +561,7 @@ def create_app(
             return _jsonable(answer.to_dict())
 
         if not body.stream:
-            return await _within_deadline(request, asyncio.to_thread(run))
+            return await _within_deadline(request, pipeline.run(run))
         return StreamingResponse(
             _sse(asyncio.ensure_future(asyncio.to_thread(run)), events), media_type="text/event-stream"
         )
@@ -604,12 +614,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def default_loader(settings: ServeSettings) -> Callable[[str], Any]:
-    """How a service loads a model by name: a Reranker with the settings' backend, dtype and max_length."""
+    """How a service loads a model by name: a Reranker with the settings' backend, dtype, max_length and
+    score cache size."""
 
     def load(name: str):
         from winnow.rerank import Reranker
 
-        return Reranker(name, backend=settings.backend, dtype=settings.dtype, max_length=settings.max_length)
+        return Reranker(
+            name,
+            backend=settings.backend,
+            dtype=settings.dtype,
+            max_length=settings.max_length,
+            cache=settings.cache_entries,
+        )
 
     return load
 

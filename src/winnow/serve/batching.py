@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -49,6 +51,8 @@ class _Job:
     pairs: EncodedPairs
     future: asyncio.Future[np.ndarray]
     queued_at: float = field(default_factory=time.perf_counter)
+    # Set when the request stops waiting (deadline, disconnect): read by the inference thread.
+    abandoned: threading.Event = field(default_factory=threading.Event)
 
 
 class BatchWorker:
@@ -56,8 +60,9 @@ class BatchWorker:
     ``max_batch_tokens`` tokens are waiting, packs them by token budget, runs the backend in its own
     thread and resolves each request's future with its logits (rows in the request's order).
 
-    A request whose future is already done (cancelled: timed out or disconnected) is dropped before
-    it reaches the model.
+    A request that stops waiting (cancelled: timed out or disconnected) is dropped before it reaches
+    the model, and its rows still waiting in a running round are skipped: the model finishes the pass
+    it is in, never the request's remaining passes.
     """
 
     def __init__(
@@ -106,10 +111,14 @@ class BatchWorker:
             raise WorkerStopped("the service is shutting down")
         if not pairs.input_ids:
             return np.zeros((0, self.backend.num_labels), dtype=np.float32)
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(pairs, future))
+        job = _Job(pairs, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(job)
         self._record_depth()
-        return await future
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            job.abandoned.set()
+            raise
 
     def _record_depth(self) -> None:
         if self.metrics is not None:
@@ -150,8 +159,9 @@ class BatchWorker:
             types = None
             if jobs[0].pairs.token_type_ids is not None:
                 types = [t for job in jobs for t in job.pairs.token_type_ids]  # type: ignore[union-attr]
+            abandoned = [job.abandoned for job in jobs for _ in job.pairs.input_ids]
             try:
-                logits = await loop.run_in_executor(self._executor, self.forward, input_ids, types)
+                logits = await loop.run_in_executor(self._executor, self.forward, input_ids, types, abandoned)
             except Exception as exc:  # the model failed: tell every waiting request, keep serving
                 logger.exception("inference failed on a batch of %d pairs", len(input_ids))
                 for job in jobs:
@@ -168,11 +178,23 @@ class BatchWorker:
                     job.future.set_result(logits[start:end])
                 start = end
 
-    def forward(self, input_ids: list[list[int]], token_type_ids: list[list[int]] | None) -> np.ndarray:
-        """All rows through the model, packed by token budget; logits in input order."""
+    def forward(
+        self,
+        input_ids: list[list[int]],
+        token_type_ids: list[list[int]] | None,
+        abandoned: Sequence[threading.Event] | None = None,
+    ) -> np.ndarray:
+        """All rows through the model, packed by token budget; logits in input order.
+
+        Before each pass, rows whose ``abandoned`` event is set (their request stopped waiting) are left
+        out and their logits stay zero: an abandoned request costs at most the pass already running.
+        """
         logits = np.zeros((len(input_ids), self.backend.num_labels), dtype=np.float32)
         lengths = [len(ids) for ids in input_ids]
-        for batch in token_budget_batches(lengths, self.max_batch_tokens):
+        for packed in token_budget_batches(lengths, self.max_batch_tokens):
+            batch = packed if abandoned is None else [row for row in packed if not abandoned[row].is_set()]
+            if not batch:
+                continue
             types = None if token_type_ids is None else [token_type_ids[i] for i in batch]
             inputs = pad_batch([input_ids[i] for i in batch], types, self.pad_id)
             logits[batch] = self.backend(inputs)

@@ -1,6 +1,6 @@
 """Admission control, as TEI and Cohere do it: a full service says 429 at once instead of hanging a
 socket; a body over the size limit gets 413 before it is read; a body that trickles in gets 408;
-a request past its deadline gets 503 (the handlers enforce it, and their queued work is dropped).
+a request past its deadline gets 503 (the handlers enforce it, and its work is dropped).
 """
 
 from __future__ import annotations

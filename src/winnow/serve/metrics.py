@@ -1,4 +1,5 @@
-"""Prometheus metrics of the service: requests, latency per stage, batch sizes, queue depth, rejects.
+"""Prometheus metrics of the service: requests, latency per stage, batch sizes, queue depth, rejects,
+cache hits.
 
 Each app gets its own registry, so several services (or tests) in one process never share counters.
 """
@@ -72,6 +73,18 @@ class ServeMetrics:
             "Requests turned away, by reason: concurrency (429), body_size (413), timeout (503), "
             "slow_body (408), unauthorized (401), draining (503).",
             ["reason"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "winnow_cache_hits",
+            "Query-document pairs answered from the score cache, without a forward pass.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "winnow_cache_misses",
+            "Query-document pairs the score cache did not hold (scored by the model).",
+            ["model"],
             registry=self.registry,
         )
         self.truncated_documents = Counter(

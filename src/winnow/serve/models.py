@@ -1,21 +1,26 @@
-"""A served model: a Reranker's tokenizer and backend behind its inference worker.
+"""A served model: a Reranker's tokenizer, backend and score cache behind its inference worker.
 
-Requests are tokenized in worker threads (in parallel with the model), their pairs go through the
-model's ``BatchWorker``, and scores come back in the caller's order. ``BatchedReranker`` offers the
-same thing with ``Reranker``'s interface, so ``Pipeline`` and ``winnow.answer`` share the batching.
+Requests are tokenized in worker threads (in parallel with the model), pairs the Reranker's bounded
+score cache already holds are answered from it, the rest go through the model's ``BatchWorker``, and
+scores come back in the caller's order. ``BatchedReranker`` offers the same thing with ``Reranker``'s
+interface, so ``Pipeline`` and ``winnow.answer`` share the batching, and a request that times out
+cancels the scoring its pipeline thread asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from winnow.rerank.cache import CachedScore, ScoreCache
 from winnow.rerank.encoding import CHARS_PER_TOKEN_CAP, encode_pairs
 from winnow.rerank.inputs import check_query, check_top_k, document_texts
 from winnow.rerank.reranker import split_logits
@@ -24,6 +29,14 @@ from winnow.serve.batching import BatchWorker, EncodedPairs
 from winnow.serve.metrics import ServeMetrics
 
 Direction = Literal["right", "left"]
+T = TypeVar("T")
+
+
+class ScoringAbandoned(RuntimeError):
+    """The request behind a pipeline run stopped waiting (its deadline passed): the run ends here."""
+
+
+ABANDONED = "the request stopped waiting; its work was dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +104,27 @@ def encode_request(
     return EncodedPairs(encoded.input_ids, encoded.token_type_ids), flags
 
 
-def logits_to_scores(reranker, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw scores and probabilities, as ``Reranker`` computes them (its calibrator when it has one)."""
-    scores, model_probabilities = split_logits(logits)
-    return scores, reranker.probabilities(scores, model_probabilities)
+CacheKey = tuple[str, str, bytes]
+
+
+@dataclass(slots=True)
+class _Lookup:
+    """A request's pairs after the cache: what it held, and the model inputs of the unique pairs it
+    lacked (``missing`` maps each such pair's key to its row in ``encoded``)."""
+
+    keys: list[CacheKey]
+    found: list[CachedScore | None]
+    missing: dict[CacheKey, int]
+    encoded: EncodedPairs
+    truncated: list[bool]
 
 
 class ServedModel:
     """One reranker and its worker, under the names a request may use for it (``worker_class``: how its
-    requests are batched; ``winnow serve --ray``'s replicas batch through Ray Serve)."""
+    requests are batched; ``winnow serve --ray``'s replicas batch through Ray Serve).
+
+    Scores go through the Reranker's own ``ScoreCache`` (bounded LRU, thread-safe; ``cache=0`` turns
+    it off): a pair seen before is answered without a forward pass, with the same score."""
 
     def __init__(
         self,
@@ -113,6 +138,20 @@ class ServedModel:
         self.name = name
         self.reranker = reranker
         self.metrics = metrics
+        self.cache: ScoreCache = reranker.cache
+        # A score depends on the model, its backend and number format, and how the document was cut.
+        self._cache_prefix = "|".join(
+            map(
+                str,
+                (
+                    "serve",
+                    reranker.model_dir.resolve(),
+                    reranker.backend_name,
+                    reranker.dtype,
+                    reranker.max_length,
+                ),
+            )
+        )
         self.worker = worker_class(
             reranker.backend,
             reranker.tokenizer.pad_token_id or 0,
@@ -135,21 +174,55 @@ class ServedModel:
         direction: Direction = "right",
     ) -> Scored:
         started = time.perf_counter()
-        encoded, truncated = await asyncio.to_thread(
-            encode_request, self.reranker, queries, texts, max_tokens_per_doc, direction
-        )
+        lookup = await asyncio.to_thread(self._lookup, queries, texts, max_tokens_per_doc, direction)
         self.metrics.stage_seconds.labels("tokenize").observe(time.perf_counter() - started)
+        logits = await self.worker.submit(lookup.encoded)
+        raw, model_probabilities = split_logits(logits)
+        fresh = {
+            key: CachedScore(float(raw[row]), float(model_probabilities[row]), lookup.truncated[row], None)
+            for key, row in lookup.missing.items()
+        }
+        for key, entry in fresh.items():
+            self.cache.put(key, entry)
+        entries = [found or fresh[key] for found, key in zip(lookup.found, lookup.keys, strict=True)]
+        hits = len(entries) - lookup.found.count(None)
+        self.metrics.cache_hits.labels(self.name).inc(hits)
+        self.metrics.cache_misses.labels(self.name).inc(len(entries) - hits)
+        truncated = [entry.truncated for entry in entries]
         self.metrics.truncated_documents.inc(sum(truncated))
-        logits = await self.worker.submit(encoded)
-        scores, probabilities = logits_to_scores(self.reranker, logits)
-        return Scored(scores, probabilities, truncated)
+        scores = np.array([entry.score for entry in entries], dtype=np.float32)
+        probabilities = np.array([entry.probability for entry in entries], dtype=np.float32)
+        return Scored(scores, self.reranker.probabilities(scores, probabilities), truncated)
+
+    def _lookup(
+        self, queries: list[str], texts: list[str], max_tokens_per_doc: int | None, direction: Direction
+    ) -> _Lookup:
+        """Cached scores of the pairs, and model inputs for the unique pairs the cache does not hold."""
+        prefix = f"{self._cache_prefix}|{max_tokens_per_doc}|{direction}"
+        keys = [ScoreCache.key(prefix, query, text) for query, text in zip(queries, texts, strict=True)]
+        found = [self.cache.get(key) for key in keys] if self.cache.max_entries else [None] * len(keys)
+        first_rows: dict[CacheKey, int] = {}  # the same pair twice in one request runs once
+        for i, key in enumerate(keys):
+            if found[i] is None:
+                first_rows.setdefault(key, i)
+        missing = {key: row for row, key in enumerate(first_rows)}
+        rows = list(first_rows.values())
+        if not rows:
+            return _Lookup(keys, found, missing, EncodedPairs([], None), [])
+        encoded, truncated = encode_request(
+            self.reranker, [queries[i] for i in rows], [texts[i] for i in rows], max_tokens_per_doc, direction
+        )
+        return _Lookup(keys, found, missing, encoded, truncated)
 
 
 class BatchedReranker:
     """``Reranker``'s interface (``rerank``, ``score``, ``tokenizer``) over a served model's worker.
 
     Called from worker threads (where ``Pipeline`` and ``winnow.answer`` run), it hands the pairs to
-    the event loop's batching worker and blocks that thread until their scores come back.
+    the event loop's batching worker and blocks that thread until their scores come back. A run
+    started with ``run`` is abandoned when its caller stops waiting: the scoring in progress is
+    cancelled (its queued pairs never reach the model, its remaining passes are skipped) and the
+    thread's next call raises ``ScoringAbandoned``, so the thread ends instead of working on.
     """
 
     def __init__(self, model: ServedModel, loop: asyncio.AbstractEventLoop) -> None:
@@ -157,9 +230,43 @@ class BatchedReranker:
         self.loop = loop
         self.tokenizer = model.reranker.tokenizer
         self.model_name = model.name
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._pending: concurrent.futures.Future[Scored] | None = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` in a worker thread; if the caller is cancelled (its deadline passed), the
+        run is abandoned."""
+        try:
+            return await asyncio.to_thread(work, *args)
+        except asyncio.CancelledError:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Cancel the scoring in progress; every later call raises ``ScoringAbandoned``."""
+        with self._lock:
+            self._abandoned = True
+            if self._pending is not None:
+                self._pending.cancel()
+
+    def check(self) -> None:
+        """Raise ``ScoringAbandoned`` once the run is abandoned (so its thread stops between steps)."""
+        if self._abandoned:
+            raise ScoringAbandoned(ABANDONED)
 
     def _score(self, queries: list[str], texts: list[str]) -> Scored:
-        return asyncio.run_coroutine_threadsafe(self.model.score(queries, texts), self.loop).result()
+        with self._lock:
+            self.check()
+            pending = asyncio.run_coroutine_threadsafe(self.model.score(queries, texts), self.loop)
+            self._pending = pending
+        try:
+            return pending.result()
+        except concurrent.futures.CancelledError:
+            raise ScoringAbandoned(ABANDONED) from None
+        finally:
+            with self._lock:
+                self._pending = None
 
     def rerank(self, query: str, documents: Sequence[Any], top_k: int | None = None) -> Ranking:
         check_query(query)

@@ -1,13 +1,16 @@
 """Run the service on uvicorn, with a start-up line and a graceful shutdown.
 
 On SIGINT/SIGTERM new requests get 503 at once, requests in flight finish (up to
-``graceful_timeout`` seconds), then the workers stop and the index closes.
+``graceful_timeout`` seconds), then the workers stop and the index closes. After a SIGTERM the
+process exits with status 0: the shutdown it asked for succeeded.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -30,6 +33,13 @@ class DrainingServer(uvicorn.Server):
         self.admission.draining = True
         await super().shutdown(sockets)
 
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Shut down as uvicorn does, but do not re-raise SIGTERM afterwards (uvicorn would, and the
+        process would end with the signal's status instead of 0). Ctrl-C still ends as interrupted."""
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
+
 
 def startup_line(service: Service) -> str:
     """One line with everything an operator checks first: models, backend, dtype, limits, URL."""
@@ -45,7 +55,7 @@ def startup_line(service: Service) -> str:
         f"winnow serve ready: model {models}; {index}; max_batch_tokens {s.max_batch_tokens}, "
         f"max_wait {s.max_wait_ms:g} ms, max_concurrent_requests {s.max_concurrent_requests}, "
         f"max_client_batch_size {s.max_client_batch_size}, max_body {s.max_body_bytes} B, "
-        f"timeout {s.request_timeout:g} s; {auth}; http://{s.host}:{s.port}"
+        f"timeout {s.request_timeout:g} s, cache {s.cache_entries} pairs; {auth}; http://{s.host}:{s.port}"
     )
 
 

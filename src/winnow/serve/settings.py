@@ -19,7 +19,8 @@ class ServeSettings:
     another). ``index`` adds /v1/search and /v1/ask. ``max_batch_tokens`` is the padded token budget of
     one forward pass, ``max_wait_ms`` how long the inference worker waits for more requests to share it.
     ``max_concurrent_requests`` is the admission limit (beyond it: 429 at once); ``request_timeout`` the
-    seconds a request may take before it gets 503 and its queued work is dropped.
+    seconds a request may take before it gets 503 and its work is dropped. ``cache_entries`` bounds
+    each model's score cache (repeated query-document pairs skip the model; 0 turns it off).
     """
 
     models: tuple[str, ...] = (DEFAULT_RERANKER,)
@@ -35,6 +36,7 @@ class ServeSettings:
     max_client_batch_size: int = 1000
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout: float = 30.0
+    cache_entries: int = 20_000
     api_key: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
     graceful_timeout: float = 30.0
@@ -54,6 +56,8 @@ class ServeSettings:
                 raise ValueError(f"{name} must be positive, not {value}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, not {self.max_wait_ms}")
+        if self.cache_entries < 0:
+            raise ValueError(f"cache_entries must be >= 0, not {self.cache_entries}")
 
     @property
     def resolved_api_key(self) -> str | None:
