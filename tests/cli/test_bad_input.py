@@ -201,6 +201,9 @@ def test_ctrl_c_says_interrupted_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
+        # give the command the disposition a terminal's Ctrl-C meets, however pytest itself was started.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(3)  # start-up: the command is then blocked reading stdin
     process.send_signal(signal.SIGINT)
