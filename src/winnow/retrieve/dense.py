@@ -28,6 +28,7 @@ from winnow.models.batching import pad_batch, token_budget_batches
 from winnow.models.fused_linear import fuse_linear_layers, runs_fused
 from winnow.models.hardware import DTYPES
 from winnow.models.onnx_export import export_folder, export_module, onnx_session
+from winnow.models.quiet import quiet_loading
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -73,7 +74,8 @@ def export_embedder(model_dir: Path, pooling: str, input_names: list[str], targe
     """
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    with quiet_loading():
+        encoder = AutoModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
     export_module(PooledEncoder(encoder, pooling).eval(), input_names, "embedding", encoder.config, target)
 
 
@@ -118,9 +120,10 @@ class Embedder:
         from transformers import AutoModel
 
         fused = runs_fused(self.device, self.dtype)
-        encoder = AutoModel.from_pretrained(
-            self.model_dir, dtype=torch.float32 if fused else DTYPES[self.dtype]
-        )
+        with quiet_loading():
+            encoder = AutoModel.from_pretrained(
+                self.model_dir, dtype=torch.float32 if fused else DTYPES[self.dtype]
+            )
         if fused:
             fuse_linear_layers(encoder)
         return PooledEncoder(encoder, self.pooling).to(self.device).eval()

@@ -8,26 +8,20 @@ from pathlib import Path
 import torch
 
 from winnow.models.architecture import check_cross_encoder
+from winnow.models.quiet import quiet_loading
 
 
 def load_sequence_classifier(model_dir: Path, dtype: torch.dtype = torch.float32, attention: str = "sdpa"):
     """The Hugging Face model in ``dtype``, quietly (no progress bars or load reports)."""
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     import winnow.models.gated_cross_encoder  # noqa: F401  (registers Winnow's gated architecture)
 
     check_cross_encoder(model_dir)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_loading():
         return AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=dtype, attn_implementation=attention
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
 
 
 def takes_token_type_ids(model) -> bool:
