@@ -112,7 +112,8 @@ class Reranker:
         self.cache = cache if isinstance(cache, ScoreCache) else ScoreCache(cache or 0)
         found = find_calibrator(self.model_dir) if calibrator is None else None
         self.calibrator: Calibrator | None = calibrator or (found[0] if found else None)
-        self._cache_model_key = "|".join(
+        # What a cached score depends on besides the pair: the service builds its keys on it too.
+        self.cache_model_key = "|".join(
             map(
                 str,
                 (
@@ -242,7 +243,7 @@ class Reranker:
     def _scores(self, query: str, texts: list[str]) -> tuple[list[CachedScore], int]:
         """Scores for every text, from the cache where possible and the model for the rest,
         and how many came from the cache."""
-        keys = [ScoreCache.key(self._cache_model_key, query, text) for text in texts]
+        keys = [ScoreCache.key(self.cache_model_key, query, text) for text in texts]
         scored = [self.cache.get(key) for key in keys]
         missing = [i for i, entry in enumerate(scored) if entry is None]
         # The same text twice in one request is scored once.

@@ -139,19 +139,9 @@ class ServedModel:
         self.reranker = reranker
         self.metrics = metrics
         self.cache: ScoreCache = reranker.cache
-        # A score depends on the model, its backend and number format, and how the document was cut.
-        self._cache_prefix = "|".join(
-            map(
-                str,
-                (
-                    "serve",
-                    reranker.model_dir.resolve(),
-                    reranker.backend_name,
-                    reranker.dtype,
-                    reranker.max_length,
-                ),
-            )
-        )
+        # The Reranker's own key (model, backend, number format, max_length, ...) in a namespace of the
+        # service's, whose pairs are cut as the request says (``_lookup`` adds how).
+        self._cache_prefix = f"serve|{reranker.cache_model_key}"
         self.worker = worker_class(
             reranker.backend,
             reranker.tokenizer.pad_token_id or 0,

@@ -234,7 +234,7 @@ class HostedAPI:
         self.windows = False
         self.cache = cache if isinstance(cache, ScoreCache) else ScoreCache(cache or 0)
         self.calibrator = calibrator
-        self._cache_model_key = f"hosted|{self.model_name}|{self.client.base_url}"
+        self.cache_model_key = f"hosted|{self.model_name}|{self.client.base_url}"
 
     def __repr__(self) -> str:
         return f"Reranker(model={self.model_name!r}, hosted at {self.client.base_url})"
@@ -257,7 +257,7 @@ class HostedAPI:
         return scores
 
     def _scores(self, query: str, texts: list[str]) -> tuple[list[CachedScore], int]:
-        keys = [ScoreCache.key(self._cache_model_key, query, text) for text in texts]
+        keys = [ScoreCache.key(self.cache_model_key, query, text) for text in texts]
         scored = [self.cache.get(key) for key in keys]
         missing = [i for i, entry in enumerate(scored) if entry is None]
         unique = list(dict.fromkeys(texts[i] for i in missing))
