@@ -290,7 +290,7 @@ def main() -> None:
 
     rows = []
     for name, workload in workloads.items():
-        tok = rerankers["winnow torch fp32"].tokenizer
+        tok = baseline.tokenizer
         lengths = [
             len(tok(q, d, truncation="only_second", max_length=512)["input_ids"])
             for q, docs in workload

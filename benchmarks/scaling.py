@@ -66,7 +66,7 @@ def embedding_rates(source: Path) -> tuple[int, float, dict[int, float]]:
         docs = list(iter_documents([source]))
         texts = [title_and_text(d.title, c.text) for d in docs for c in index.chunker.split(d.id, d.text)]
     embedder = Embedder()
-    tokens = statistics.mean(len(ids) for ids in embedder.tokenizer(texts, truncation=True)["input_ids"])
+    tokens = statistics.mean(len(e.ids) for e in embedder.tokenizer.encode(texts, embedder.max_length))
     embedder.encode(texts[:64])  # load and warm up
     rates = {}
     for threads in (1, 2):

@@ -3,7 +3,6 @@ code, never a traceback. Every case fails before a model is loaded, so the table
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -226,62 +225,14 @@ def test_a_keyboard_interrupt_inside_any_command_is_one_line(monkeypatch: pytest
 # What `winnow --help` and `winnow stats` must not load: the model stack, numpy, the search structures,
 # what only searching needs, and the other commands' modules (a command loads only when it runs or
 # --help lists it). Loading any of them cost a tenth of a second or more each (docs/benchmarks.md).
-NOT_AT_START_UP = {
-    "torch",
-    "transformers",
-    "bm25s",
-    "onnxruntime",
-    "openvino",
-    "numpy",
-    "tqdm",
-    "asyncio",
-    "winnow.pipeline",
-    "winnow.retrieve.dense",
-}
-
-
-@pytest.mark.parametrize(
-    ("args", "shows", "not_loaded"),
-    [
-        (["--help"], "serve", NOT_AT_START_UP | {"pydantic", "winnow.retrieve.index"}),
-        (
-            ["stats", "--index", "{index}"],
-            "embedding model",
-            NOT_AT_START_UP | {"typer.rich_utils", "winnow.cli.search_command", "winnow.cli.serve_command"},
-        ),
-    ],
-    ids=["--help", "stats"],
-)
-def test_help_and_stats_load_only_what_they_need(
-    args: list[str], shows: str, not_loaded: set[str], empty_index: Path
-) -> None:
-    code = (
-        "import json, sys\n"
-        "from winnow.cli import main\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as done:\n"
-        "    assert not done.code, done.code\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    command = [sys.executable, "-c", code, *(a.replace("{index}", str(empty_index)) for a in args)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert shows in done.stdout, done.stdout
-    loaded = set(json.loads(done.stderr.splitlines()[-1]))
-    assert "winnow.cli.app" in loaded  # the check looks at the process that ran the command
-    assert sorted(loaded & not_loaded) == []
-
-
 def test_counting_a_long_query_does_not_print_transformers_length_warning(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from transformers import AutoTokenizer
-
     from winnow.models import DEFAULT_RERANKER, resolve_model
+    from winnow.models.tokenizer import Tokenizer
     from winnow.rerank.encoding import encode_pairs
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_RERANKER))
+    tokenizer = Tokenizer.from_model(resolve_model(DEFAULT_RERANKER))
     with pytest.raises(ValueError, match="tokens long"):
         encode_pairs(tokenizer, [" ".join(["tide"] * 700)], ["a passage"], max_length=512)
     assert "Token indices sequence length" not in capfd.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,29 @@ def test_a_capped_onednn_is_seen_as_a_cpu_without_bf16(minilm_cross_encoder) -> 
     assert done.returncode == 0, done.stderr[-2000:]
     outcome, units = done.stdout.split()
     assert (outcome, units == "None") in (("refused", True), ("ran", False))
+
+
+@pytest.mark.parametrize("omp", [None, "1"], ids=["default", "OMP_NUM_THREADS=1"])
+def test_answers_without_torch_are_the_ones_torch_gives(omp: str | None) -> None:
+    """Thread count, device, bf16 units and dtype: first as Winnow answers before torch is loaded, then
+    after importing torch, in one fresh process each."""
+    code = (
+        "import json, sys\n"
+        "from winnow.models import hardware as h\n"
+        "before = [h.cpu_threads(), h.pick_device(), h.cpu_bf16_units(), h.pick_dtype('cpu')]\n"
+        "loaded = 'torch' in sys.modules\n"
+        "import torch\n"
+        "h.cpu_bf16_units.cache_clear()\n"
+        "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+        "after = [torch.get_num_threads(), device, h.cpu_bf16_units(), h.pick_dtype('cpu')]\n"
+        "print(json.dumps([before, after, loaded]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if omp is not None:
+        env["OMP_NUM_THREADS"] = omp
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, after, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert before == after
+    if after[1] == "cpu" and after[2] is None and sys.platform.startswith("linux"):
+        assert not loaded  # the common case answered from /proc alone

@@ -72,7 +72,7 @@ def test_batches_respect_the_budget_and_cover_every_input():
 def test_truncation_cuts_the_document_never_the_query(fp32):
     long_doc = "Immunology " + "memory cells and antibodies " * 200
     encoded = encode_pairs(fp32.tokenizer, [QUERY], [long_doc], max_length=64)
-    query_ids = fp32.tokenizer(QUERY, add_special_tokens=False)["input_ids"]
+    query_ids = fp32.tokenizer.backend_tokenizer.encode(QUERY, add_special_tokens=False).ids
     ids = encoded.input_ids[0]
     assert len(ids) == 64
     assert ids[1 : 1 + len(query_ids)] == query_ids
@@ -225,7 +225,7 @@ def test_two_label_models_use_the_positive_logit(tmp_path):
     model.save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path)
     reranker = Reranker(tmp_path, backend="torch", dtype="fp32")
-    inputs = reranker.tokenizer([QUERY], [DOCS[0]], return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(tmp_path)([QUERY], [DOCS[0]], return_tensors="pt")
     with torch.no_grad():
         logits = model(**inputs).logits[0]
     result = reranker.rerank(QUERY, [DOCS[0]])[0]

@@ -100,8 +100,8 @@ def test_tei_options_raw_scores_text_and_left_truncation(live_server, served_rer
     ).json()
     right = httpx.post(url, json={"query": QUERY, "texts": texts}, headers=headers, timeout=30).json()
     tokenizer = served_reranker.tokenizer
-    room = served_reranker.max_length - len(tokenizer(QUERY, add_special_tokens=False)["input_ids"]) - 3
-    offsets = tokenizer(long_text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    room = served_reranker.max_length - tokenizer.count(QUERY) - 3
+    (offsets,) = tokenizer.offsets([long_text])
     tail = long_text[offsets[-room][0] :]
     left_score = next(r["score"] for r in left if r["index"] == 0)
     right_score = next(r["score"] for r in right if r["index"] == 0)
@@ -125,9 +125,7 @@ def test_max_tokens_per_doc_cuts_and_reports(live_server, served_reranker) -> No
     ).json()
     assert reply["meta"]["warnings"] == ["1 of 2 documents were truncated to fit"]
     # The first 8 tokens are "bm25 saturates term frequency with the k1": the same as scoring that text.
-    first_eight = served_reranker.tokenizer.decode(
-        served_reranker.tokenizer(long_text, add_special_tokens=False)["input_ids"][:8]
-    )
+    first_eight = long_text[: served_reranker.tokenizer.offsets([long_text])[0][7][1]]
     got = next(r["relevance_score"] for r in reply["results"] if r["index"] == 0)
     assert got == pytest.approx(served_reranker.rerank(QUERY, [first_eight])[0].probability, abs=1e-3)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from winnow.models.tokenizer import Tokenizer as ModelTokenizer
 from winnow.records import as_candidate
 
 DEFAULT_TOKEN_BUDGET = 1500
@@ -121,6 +122,8 @@ def _counter(tokenizer: Any) -> TokenCounter:
         from winnow.rerank import DEFAULT_RERANKER
 
         tokenizer = Tokenizer.from_file(str(resolve_model(DEFAULT_RERANKER) / "tokenizer.json"))
+    if isinstance(tokenizer, ModelTokenizer):  # a Reranker's own
+        return tokenizer.count
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers "fast" tokenizer's core
     if hasattr(backend, "to_str") and hasattr(backend, "no_truncation"):
         fast = _untruncated(backend)

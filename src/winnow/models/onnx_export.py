@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from winnow.models.fingerprint import model_fingerprint
+from winnow.models.hardware import cpu_threads
 from winnow.paths import cache_root
 
 if TYPE_CHECKING:
     import onnxruntime
+    import torch
 
 ONNX_OPSET = 17
 # Bump when an export changes (inputs, fusion, quantization), so old cached files are not reused.
@@ -56,6 +56,8 @@ def export_module(
     ``config`` is the Hugging Face config: BERT models get ONNX Runtime's attention/LayerNorm fusion.
     The example inputs are ones (segment ids zeros); the graph does not depend on their values.
     """
+    import torch
+
     example = tuple(
         torch.zeros((2, 8), dtype=torch.long)
         if name == "token_type_ids"
@@ -93,15 +95,15 @@ def export_module(
 
 
 def onnx_session(path: Path, device: str = "cpu") -> onnxruntime.InferenceSession:
-    """An ONNX Runtime session with torch's thread count, on CUDA when asked for and installed.
+    """An ONNX Runtime session with the thread count torch would use, on CUDA when asked for and installed.
 
-    One graph node at a time (sequential), each spread over torch's threads (one per physical core):
+    One graph node at a time (sequential), each spread over ``cpu_threads()`` (one per physical core):
     a transformer's nodes depend on each other, so parallel nodes would only fight for the cores.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = cpu_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

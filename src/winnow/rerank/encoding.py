@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokenizers import Encoding
+
+from winnow.models.tokenizer import Tokenizer
+
 # A token is rarely longer than this many characters, so text beyond max_tokens * CHARS_PER_TOKEN_CAP
 # characters can never reach the model: cutting it before tokenizing keeps a 1 MB document cheap.
 CHARS_PER_TOKEN_CAP = 16
@@ -21,12 +25,10 @@ class EncodedPairs:
     truncated: list[bool]
 
 
-def _check_query_lengths(tokenizer, queries: list[str], max_length: int) -> None:
+def _check_query_lengths(tokenizer: Tokenizer, queries: list[str], max_length: int) -> None:
     limit = max_length // 2
     for query in set(queries):
-        # Counting tokens on purpose: verbose=False keeps transformers' "sequence length is longer than the
-        # specified maximum" warning (meant for untruncated model input) away from the user.
-        n_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+        n_tokens = tokenizer.count(query)
         if n_tokens > limit:
             raise ValueError(
                 f"query is {n_tokens} tokens long; with max_length={max_length} a query may use at most "
@@ -36,7 +38,7 @@ def _check_query_lengths(tokenizer, queries: list[str], max_length: int) -> None
 
 
 def encode_pairs(
-    tokenizer,
+    tokenizer: Tokenizer,
     queries: list[str],
     texts: list[str],
     max_length: int,
@@ -53,44 +55,26 @@ def encode_pairs(
     _check_query_lengths(tokenizer, queries, max_length)
     char_cap = max_length * CHARS_PER_TOKEN_CAP * (max_windows if windows else 1)
     cut_texts = [text[:char_cap] for text in texts]
-    encoded = tokenizer(
-        queries,
-        cut_texts,
-        truncation="only_second",
-        max_length=max_length,
-        stride=window_overlap if windows else 0,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=windows,
-    )
-    owners = encoded["overflow_to_sample_mapping"]
-    window_counts = [0] * len(texts)
-    for owner in owners:
-        window_counts[owner] += 1
+    pairs = tokenizer.encode_pairs(queries, cut_texts, max_length, stride=window_overlap if windows else 0)
     keep_per_pair = max_windows if windows else 1
     truncated = [
-        len(cut) < len(text) or count > keep_per_pair
-        for text, cut, count in zip(texts, cut_texts, window_counts, strict=True)
+        len(cut) < len(text) or len(pair) > keep_per_pair
+        for text, cut, pair in zip(texts, cut_texts, pairs, strict=True)
     ]
-
-    has_token_types = "token_type_ids" in encoded
-    result = EncodedPairs([], [] if has_token_types else None, [], [], truncated)
-    seen = [0] * len(texts)
-    for row, owner in enumerate(owners):
-        if seen[owner] >= keep_per_pair:
-            continue
-        seen[owner] += 1
-        result.input_ids.append(encoded["input_ids"][row])
-        if result.token_type_ids is not None:
-            result.token_type_ids.append(encoded["token_type_ids"][row])
-        result.owner.append(owner)
-        result.spans.append(_document_span(encoded, row) if windows else (0, 0))
+    result = EncodedPairs([], [] if tokenizer.token_types else None, [], [], truncated)
+    for owner, pair in enumerate(pairs):
+        for window in pair[:keep_per_pair]:
+            result.input_ids.append(window.ids)
+            if result.token_type_ids is not None:
+                result.token_type_ids.append(window.type_ids)
+            result.owner.append(owner)
+            result.spans.append(_document_span(window) if windows else (0, 0))
     return result
 
 
-def _document_span(encoded, row: int) -> tuple[int, int]:
+def _document_span(window: Encoding) -> tuple[int, int]:
     """Character range of the document tokens in one window."""
-    offsets = encoded["offset_mapping"][row]
-    positions = [i for i, sequence in enumerate(encoded.sequence_ids(row)) if sequence == 1]
+    positions = [i for i, sequence in enumerate(window.sequence_ids) if sequence == 1]
     if not positions:
         return (0, 0)
-    return (offsets[positions[0]][0], offsets[positions[-1]][1])
+    return (window.offsets[positions[0]][0], window.offsets[positions[-1]][1])

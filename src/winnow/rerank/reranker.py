@@ -13,6 +13,7 @@ import numpy as np
 
 from winnow.models import DEFAULT_RERANKER, resolve_model
 from winnow.models.batching import pad_batch, token_budget_batches
+from winnow.models.tokenizer import Tokenizer
 from winnow.rerank.backends import choose_backend, load_backend
 from winnow.rerank.cache import CachedScore, ScoreCache
 from winnow.rerank.calibration import Calibrator, find_calibrator
@@ -96,13 +97,8 @@ class Reranker:
         self.model_name = os.fspath(model)
         self.backend_name, self.device, self.dtype = choose_backend(backend, device, dtype)
 
-        from transformers import AutoTokenizer
-
-        import winnow.models.gated_config  # noqa: F401  (registers its config: the tokenizer reads it)
-
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model_limit = getattr(self.tokenizer, "model_max_length", max_length)
-        self.max_length = min(max_length, model_limit) if model_limit < 100_000 else max_length
+        self.tokenizer = Tokenizer.from_model(self.model_dir)
+        self.max_length = min(max_length, self.tokenizer.model_max_length)
         self.backend = load_backend(self.backend_name, self.model_dir, self.device, self.dtype)
         self.batch_tokens = batch_tokens or (2048 if self.device == "cpu" else 32_768)
         self.windows = windows
@@ -204,7 +200,7 @@ class Reranker:
         )
         lengths = [len(ids) for ids in encoded.input_ids]
         window_logits = np.zeros((len(lengths), self.backend.num_labels), dtype=np.float32)
-        pad_id = self.tokenizer.pad_token_id or 0
+        pad_id = self.tokenizer.pad_token_id
         for batch in token_budget_batches(lengths, self.batch_tokens):
             types = None if encoded.token_type_ids is None else [encoded.token_type_ids[i] for i in batch]
             inputs = pad_batch([encoded.input_ids[i] for i in batch], types, pad_id)

@@ -7,8 +7,9 @@ budget, so padding is minimal and the attention tensors stay small, with a progr
 texts. A single query is a different job: tiny matrices, where per-operator overheads dominate. On a CPU
 it runs through ONNX Runtime in fp32 (exported once, cached beside the reranker's exports), which
 measured faster than torch in either bf16 or fp32. Pooling (mean or CLS) follows the model's own
-``1_Pooling/config.json`` and is part of the model, so both paths pool alike; vectors are always
-L2-normalised so the dot product is the cosine.
+``1_Pooling/config.json`` and is part of the model (``winnow.models.pooled_encoder``), so both paths
+pool alike; vectors are always L2-normalised so the dot product is the cosine. The query path imports
+neither torch nor transformers (``winnow.models.tokenizer``), so a one-off search starts seconds sooner.
 """
 
 from __future__ import annotations
@@ -20,63 +21,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from winnow.models import DEFAULT_EMBEDDING_MODEL, pick_device, pick_dtype, resolve_model
 from winnow.models.batching import pad_batch, token_budget_batches
-from winnow.models.fused_linear import fuse_linear_layers, runs_fused
-from winnow.models.hardware import DTYPES
-from winnow.models.onnx_export import export_folder, export_module, onnx_session
-from winnow.models.quiet import quiet_loading
+from winnow.models.onnx_export import export_folder, onnx_session
+from winnow.models.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import onnxruntime
+
+    from winnow.models.pooled_encoder import PooledEncoder
 
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-class PooledEncoder(torch.nn.Module):
-    """The transformer plus pooling and L2 normalisation: token ids in, unit vectors out.
-
-    Torch runs this module for document batches and ONNX Runtime runs its export for queries.
-    """
-
-    def __init__(self, encoder: torch.nn.Module, pooling: str):
-        super().__init__()
-        self.encoder = encoder
-        self.pooling = pooling
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:  # only for models whose tokenizer makes them
-            inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**inputs).last_hidden_state.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
-
 def export_embedder(model_dir: Path, pooling: str, input_names: list[str], target: Path) -> None:
-    """Export the fp32 model with its pooling to ONNX.
+    """Export the fp32 model with its pooling to ONNX (imports torch: only the first query of a model)."""
+    from winnow.models.pooled_encoder import export_pooled_encoder
 
-    The export uses a model instance of its own: tracing leaves the traced instance unfit for later use.
-    """
-    from transformers import AutoModel
-
-    with quiet_loading():
-        encoder = AutoModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
-    export_module(PooledEncoder(encoder, pooling).eval(), input_names, "embedding", encoder.config, target)
+    export_pooled_encoder(model_dir, pooling, input_names, target)
 
 
 class Embedder:
@@ -94,8 +59,6 @@ class Embedder:
         batch_tokens: int = 4096,
         max_length: int | None = None,
     ):
-        from transformers import AutoTokenizer
-
         self.model_dir = resolve_model(model)
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
@@ -104,29 +67,19 @@ class Embedder:
         self.max_length = max_length or int(st_config.get("max_seq_length", 512))
         pooling = _read_json(self.model_dir / "1_Pooling" / "config.json")
         self.pooling = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.tokenizer = Tokenizer.from_model(self.model_dir)
         self.dim = int(_read_json(self.model_dir / "config.json")["hidden_size"])
         # token_type_ids only where the tokenizer makes them (BERT does; RoBERTa-style models do not).
         self.input_names = ["input_ids", "attention_mask"]
-        if "token_type_ids" in self.tokenizer.model_input_names:
+        if self.tokenizer.token_types:
             self.input_names.append("token_type_ids")
 
     @cached_property
     def model(self) -> PooledEncoder:
-        """The torch model in ``dtype`` on ``device``, for document batches.
+        """The torch model in ``dtype`` on ``device``, for document batches (loaded on first use)."""
+        from winnow.models.pooled_encoder import load_pooled_encoder
 
-        bf16 on a CPU: fp32 with fused bf16 linear layers (``winnow.models.fused_linear``).
-        """
-        from transformers import AutoModel
-
-        fused = runs_fused(self.device, self.dtype)
-        with quiet_loading():
-            encoder = AutoModel.from_pretrained(
-                self.model_dir, dtype=torch.float32 if fused else DTYPES[self.dtype]
-            )
-        if fused:
-            fuse_linear_layers(encoder)
-        return PooledEncoder(encoder, self.pooling).to(self.device).eval()
+        return load_pooled_encoder(self.model_dir, self.pooling, self.device, self.dtype)
 
     @cached_property
     def query_session(self) -> onnxruntime.InferenceSession:
@@ -136,10 +89,12 @@ class Embedder:
             export_embedder(self.model_dir, self.pooling, self.input_names, path)
         return onnx_session(path)
 
-    @torch.inference_mode()
     def _forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self.input_names}
-        return self.model(**inputs).cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self.input_names}
+            return self.model(**inputs).cpu().numpy()
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Unit vectors (float32, shape (len(texts), dim)) in input order.
@@ -149,6 +104,8 @@ class Embedder:
         core, fixed batches of 64 SciFact abstracts took 17% longer than batches of 4,096 tokens).
         ``progress`` shows a bar.
         """
+        from tqdm.auto import tqdm
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
             for batch, vectors in self.encode_batches(texts):
@@ -163,9 +120,9 @@ class Embedder:
         """
         if not texts:
             return
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        ids = encoded["input_ids"]
-        types = encoded["token_type_ids"] if "token_type_ids" in self.input_names else None
+        encoded = self.tokenizer.encode(texts, self.max_length)
+        ids = [encoding.ids for encoding in encoded]
+        types = [encoding.type_ids for encoding in encoded] if self.tokenizer.token_types else None
         for batch in token_budget_batches([len(row) for row in ids], self.batch_tokens):
             arrays = pad_batch(
                 [ids[i] for i in batch],
@@ -181,7 +138,12 @@ class Embedder:
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query's unit vector (shape (dim,)): ONNX Runtime fp32 on a CPU, the torch model elsewhere."""
-        batch = self.tokenizer([query], truncation=True, max_length=self.max_length, return_tensors="np")
+        (encoding,) = self.tokenizer.encode([query], self.max_length)
+        batch = pad_batch(
+            [encoding.ids],
+            [encoding.type_ids] if self.tokenizer.token_types else None,
+            self.tokenizer.pad_token_id,
+        )
         if self.device != "cpu":
             return self._forward(batch)[0]
         return self.query_session.run(None, {name: batch[name] for name in self.input_names})[0][0]

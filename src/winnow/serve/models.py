@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from winnow.models.tokenizer import Tokenizer
 from winnow.rerank.cache import CachedScore, ScoreCache
 from winnow.rerank.encoding import CHARS_PER_TOKEN_CAP, encode_pairs
 from winnow.rerank.inputs import check_query, check_top_k, document_texts
@@ -53,13 +54,12 @@ class Scored:
 
 
 def _cut_documents(
-    tokenizer, texts: list[str], keep: int, direction: Direction
+    tokenizer: Tokenizer, texts: list[str], keep: int, direction: Direction
 ) -> tuple[list[str], list[bool]]:
     """Each text cut to its first (``right``) or last (``left``) ``keep`` tokens, at token boundaries."""
     char_cap = keep * CHARS_PER_TOKEN_CAP
     capped = [text[-char_cap:] if direction == "left" else text[:char_cap] for text in texts]
-    encoded = tokenizer(capped, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = encoded["offset_mapping"]
+    offsets = tokenizer.offsets(capped)
     cut, truncated = [], []
     for text, short, spans in zip(texts, capped, offsets, strict=True):
         if len(spans) <= keep:
@@ -89,10 +89,10 @@ def encode_request(
     cut = list(texts)
     truncated = [False] * len(texts)
     if direction == "left" or max_tokens_per_doc is not None:
-        special = tokenizer.num_special_tokens_to_add(pair=True)
+        special = tokenizer.num_special_tokens(pair=True)
         for query in set(queries):
             rows = [i for i, q in enumerate(queries) if q == query]
-            query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+            query_tokens = tokenizer.count(query)
             keep = max(1, reranker.max_length - query_tokens - special)
             if max_tokens_per_doc is not None:
                 keep = min(keep, max_tokens_per_doc)
@@ -144,7 +144,7 @@ class ServedModel:
         self._cache_prefix = f"serve|{reranker.cache_model_key}"
         self.worker = worker_class(
             reranker.backend,
-            reranker.tokenizer.pad_token_id or 0,
+            reranker.tokenizer.pad_token_id,
             max_batch_tokens,
             max_wait_ms,
             metrics,

@@ -28,7 +28,7 @@ from winnow.models.gated_cross_encoder import (
     set_lexical_idf,
     shut_small_gates,
 )
-from winnow.models.hardware import DTYPES
+from winnow.models.hardware import torch_dtype
 from winnow.training.config import TrainConfig
 from winnow.training.data import Group, LoadReport, read_beir, read_jsonl, read_pubmedqa
 from winnow.training.dev import evaluate_groups
@@ -170,7 +170,7 @@ class Trainer:
         self.output = Path(config.output)
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(self.device, config.dtype)
-        self.autocast = None if self.dtype == "fp32" else DTYPES[self.dtype]
+        self.autocast = None if self.dtype == "fp32" else torch_dtype(self.dtype)
 
     def _batches(self, groups: list[Group], epoch: int) -> list[list[list[str]]]:
         """The epoch's micro-batches, each ``[query, positive, *negatives]`` rows, from the seed alone.
@@ -444,7 +444,7 @@ class Trainer:
         model.save_pretrained(tmp)
         if dtype != "fp32":
             copy = AutoModelForSequenceClassification.from_pretrained(tmp, dtype=torch.float32)
-            copy.to(DTYPES[dtype]).save_pretrained(tmp)
+            copy.to(torch_dtype(dtype)).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         if target.exists():
             shutil.rmtree(target)

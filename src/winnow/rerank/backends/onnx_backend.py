@@ -13,7 +13,6 @@ import numpy as np
 
 from winnow.models.architecture import check_cross_encoder
 from winnow.models.onnx_export import atomic_write, export_folder, export_module, onnx_session
-from winnow.rerank.backends.loading import load_sequence_classifier, takes_token_type_ids
 
 
 def export_attention(config: dict) -> str:
@@ -27,6 +26,8 @@ def export_attention(config: dict) -> str:
 
 def export_onnx(model_dir: Path, target: Path) -> None:
     """Export the cross-encoder (fp32) to ONNX: token ids in, logits out."""
+    from winnow.rerank.backends.loading import load_sequence_classifier, takes_token_type_ids  # torch
+
     config = check_cross_encoder(model_dir)
     model = load_sequence_classifier(model_dir, attention=export_attention(config)).eval()
     names = ["input_ids", "attention_mask"]

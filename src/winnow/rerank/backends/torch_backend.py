@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from winnow.models.fused_linear import fuse_linear_layers, runs_fused
-from winnow.models.hardware import DTYPES
+from winnow.models.hardware import torch_dtype
 from winnow.rerank.backends.loading import load_sequence_classifier, takes_token_type_ids
 
 
@@ -26,7 +26,7 @@ class TorchBackend:
         self.device = device
         self.dtype = dtype
         fused = runs_fused(device, dtype)
-        model = load_sequence_classifier(model_dir, dtype=torch.float32 if fused else DTYPES[dtype])
+        model = load_sequence_classifier(model_dir, dtype=torch.float32 if fused else torch_dtype(dtype))
         if fused:
             fuse_linear_layers(model)
         self.model = model.to(device).eval()
