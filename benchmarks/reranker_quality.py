@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from winnow.models.hardware import DTYPES
+from winnow.models.hardware import DTYPE_NAMES, torch_dtype
 from winnow.training.data import read_beir
 from winnow.training.dev import ndcg_at_k, score_pairs
 from winnow.training.negatives import mine_bm25
@@ -74,12 +74,12 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100, help="DL19 candidates reranked per query")
     parser.add_argument("--beir-depth", type=int, default=100, help="BEIR candidates reranked per query")
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--dtype", default="bf16", choices=list(DTYPES))
+    parser.add_argument("--dtype", default="bf16", choices=list(DTYPE_NAMES))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = load_cross_encoder(args.model)
-    autocast = None if args.dtype == "fp32" else DTYPES[args.dtype]
+    autocast = None if args.dtype == "fp32" else torch_dtype(args.dtype)
     rows = []
     for name in args.sets:
         depth = args.depth if name == "dl19" else args.beir_depth
