@@ -9,8 +9,8 @@ It also measures this machine's bf16/fp32 matmul rate and the model's FLOPs for 
 the distance to the hardware limit is visible, the ranking agreement with fp32 (Kendall tau per
 query), and the peak memory of a fresh process reranking workload (a).
 
-    python benchmarks/rerank_speed.py   # writes its section of docs/benchmarks.md: "rerank_speed" on a
-                                        # CPU with bf16 units, "rerank_speed_no_bf16" on one without
+    python benchmarks/rerank_speed.py   # writes its section of docs/benchmarks.md, one per kind of CPU:
+                                        # AMX, AVX-512 BF16, no bf16 units (SECTIONS below)
     python benchmarks/rerank_speed.py --model PATH --queries 5 --rounds 3
 """
 
@@ -47,6 +47,7 @@ CONFIGS = [  # (label, backend, dtype); bf16 only where the CPU has bf16 units
     ("winnow onnx int8", "onnx-int8", None),
     ("winnow openvino fp32", "openvino", None),
 ]
+SECTIONS = {"AMX": "rerank_speed", "AVX-512 BF16": "rerank_speed_avx512_bf16", None: "rerank_speed_no_bf16"}
 NOT_MEASURED = (
     "optimum's ONNX Runtime classifier is not in the run: optimum[onnxruntime] 2.1.0 requires "
     "transformers < 4.58 and would replace the installed transformers 5.x."
@@ -316,7 +317,7 @@ def main() -> None:
 
     units = f"bf16 units: {bf16_units}" if bf16_units else "no bf16 units"
     lines = [
-        f"## Stage 2: reranking speed, CPU {'with' if bf16_units else 'without'} bf16 units "
+        f"## Stage 2: reranking speed, CPU {f'with {bf16_units}' if bf16_units else 'without bf16 units'} "
         "(`benchmarks/rerank_speed.py`)",
         "",
         f"CPU: {cpu_name()}, {units}; {torch.get_num_threads()} threads, {platform.machine()}, "
@@ -362,7 +363,7 @@ def main() -> None:
     print(report)
     if not args.no_write:
         # One section per kind of CPU, so a run on one kind never erases the other kind's figures.
-        write_section("rerank_speed" if bf16_units else "rerank_speed_no_bf16", report)
+        write_section(SECTIONS[bf16_units], report)
 
 
 if __name__ == "__main__":
